@@ -1,0 +1,99 @@
+"""``detbench``: single steps outside Snakemake (DESIGN §5c)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _evaluate(args) -> int:
+    from detbench.evaluate import evaluate_files, write_map_json
+
+    result = evaluate_files(
+        args.voc_root, args.detections, split=args.split, metric=args.metric,
+        published_map=args.published_map, untrained=args.untrained,
+    )  # fmt: skip
+    write_map_json(result, Path(args.out))
+    print(
+        f"mAP {result['mAP']:.4f} ({result['metric']}) over {result['images']} images -> {args.out}"
+    )
+    return 0
+
+
+def _fetch_voc(args) -> int:
+    from detbench.data.download import fetch_voc
+    from detbench.data.extract import extract_voc_tar
+
+    archive = fetch_voc(args.url, args.md5, Path(args.archive))
+    if args.extract_to:
+        extract_voc_tar(archive, Path(args.extract_to), args.md5)
+    return 0
+
+
+def _run(args) -> int:
+    from detbench.runner.__main__ import main as runner_main
+
+    return runner_main(["run", args.spec])
+
+
+def _ui(args) -> int:
+    from detbench.track import DEFAULT_STORE, tracking_uri
+
+    uri = tracking_uri()
+    command = [
+        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+        "--default-artifact-root", str(Path(DEFAULT_STORE, "artifacts").resolve()),
+        "--host", args.host, "--port", str(args.port),
+    ]  # fmt: skip
+    print(f"MLflow UI on {uri}: http://{args.host}:{args.port}", flush=True)
+    return subprocess.call(command, env=dict(os.environ))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from detbench.track import DEFAULT_STORE
+
+    parser = argparse.ArgumentParser(prog="detbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("evaluate", help="VOC mAP of a detections.npz")
+    ev.add_argument("--voc-root", required=True, help="the VOCdevkit directory")
+    ev.add_argument("--detections", required=True, help="a detections.npz (DESIGN §4)")
+    ev.add_argument("--out", required=True, help="map.json to write")
+    ev.add_argument("--metric", choices=["voc07", "area"], default="voc07")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--published-map", type=float, default=None)
+    ev.add_argument("--untrained", action="store_true", help="weights were untrained")
+    ev.set_defaults(func=_evaluate)
+
+    fv = sub.add_parser("fetch-voc", help="download (and extract) VOCtest_06-Nov-2007.tar")
+    fv.add_argument("--url", action="append", required=True, help="a mirror; repeat for more")
+    fv.add_argument("--md5", default="b6e924de25625d8de591ea690078ad9f")
+    fv.add_argument("--archive", default="VOCtest_06-Nov-2007.tar")
+    fv.add_argument("--extract-to", default=None, help="VOCdevkit directory to create")
+    fv.set_defaults(func=_fetch_voc)
+
+    rn = sub.add_parser("run", help="execute one run spec with the device runner")
+    rn.add_argument("spec", help="spec.json inside its run directory")
+    rn.set_defaults(func=_run)
+
+    ui = sub.add_parser("ui", help=f"open the MLflow UI on this store ({DEFAULT_STORE}/)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"detbench {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,458 @@
+"""The study's figures, drawn from ``summary.csv`` (DESIGN §1 report stage, issue 8 item 6).
+
+``FIGURES`` maps each figure's key (its file stem) to its caption. ``draw_all`` writes one PNG per
+key, always, so Snakemake can declare them all as outputs; ``build`` returns one figure as a
+matplotlib ``Figure`` so its title can be checked without reading pixels. Failed runs are drawn
+as failed with their reason, figures with no runs say "no runs", and every figure made from
+untrained weights says so in its title. Only the Agg canvas is used (no pyplot, no global state).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import matplotlib as mpl
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.transforms import blended_transform_factory
+
+from detbench.data.voc import VOC_CLASSES
+from detbench.report.aggregate import AP_COLUMNS, read_summary
+from detbench.report.captions import FIGURES
+
+DPI = 120
+
+_ORDER = ("imperative", "hybrid", "cpu")
+_FAILED_STYLE = {"facecolor": "0.93", "edgecolor": "0.6", "hatch": "///", "linewidth": 0}
+_TRACES = {
+    "gpu_temp_c": "GPU temp (°C)",
+    "cpu_temp_c": "CPU temp (°C)",
+    "ram_used_mb": "RAM used (MB)",
+    "swap_used_mb": "swap used (MB)",
+    "power_w": "power (W)",
+}
+
+
+def _style() -> AbstractContextManager:
+    return mpl.rc_context(
+        {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.8)}
+    )
+
+
+def _order(values) -> list[str]:
+    """Distinct values as text: imperative before hybrid, cpu before GPUs, the rest sorted."""
+    distinct = sorted({str(v) for v in values})
+    return sorted(distinct, key=lambda v: (_ORDER.index(v) if v in _ORDER else len(_ORDER), v))
+
+
+def _short(error, width: int = 58) -> str:
+    line = (str(error).strip().splitlines() or [""])[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _present(value) -> bool:
+    if isinstance(value, list | tuple):
+        return len(value) > 0
+    return value is not None and not pd.isna(value)
+
+
+def _fmt(value) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _context(runs: pd.DataFrame) -> str:
+    parts = []
+    for col, text in (("batch_size", "batch {}"), ("image_count", "{} images/run"), ("host", "{}")):
+        values = sorted({_fmt(v) for v in runs[col] if _present(v)})
+        if values:
+            parts.append(text.format(", ".join(values)))
+    return " · ".join(parts)
+
+
+def _title(fig: Figure, text: str, runs: pd.DataFrame, about_map: bool = False) -> None:
+    if runs["untrained"].any():
+        text += " — UNTRAINED WEIGHTS: mAP meaningless" if about_map else " — untrained weights"
+    context = _context(runs)
+    fig.suptitle(text + (f"\n{context}" if context else ""), fontsize=11, fontweight="bold")
+
+
+def _figure(nrows=1, ncols=1, size=(9.0, 4.8), notes=(), sharex=False, sharey=False):
+    """A constrained-layout figure with a grid of axes and, when ``notes`` are given, a text
+    panel under it listing them (failed runs and their reasons)."""
+    note_h = 0.25 + 0.2 * len(notes) if notes else 0
+    fig = Figure(figsize=(size[0], size[1] + note_h), dpi=DPI, layout="constrained")
+    ratios = [size[1] / nrows] * nrows + ([note_h] if notes else [])
+    grid = fig.add_gridspec(len(ratios), ncols, height_ratios=ratios)
+    axes = []
+    for i in range(nrows * ncols):
+        first = axes[0] if axes else None
+        axes.append(
+            fig.add_subplot(
+                grid[i // ncols, i % ncols],
+                sharex=first if sharex else None,
+                sharey=first if sharey else None,
+            )
+        )
+    if notes:
+        panel = fig.add_subplot(grid[nrows, :])
+        panel.axis("off")
+        panel.text(0, 1, "\n".join(notes), va="top", fontsize=8, transform=panel.transAxes)
+    return fig, axes
+
+
+def _note(ax, text: str, clear: bool = True) -> None:
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", fontsize=13, color="0.45", transform=ax.transAxes
+    )
+    if clear:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def _no_runs(title: str, runs: pd.DataFrame, about_map: bool = False) -> Figure:
+    fig, (ax,) = _figure()
+    _note(ax, "no runs")
+    _title(fig, title, runs, about_map)
+    return fig
+
+
+def _run_name(rec: dict) -> str:
+    mode = f" {rec['mode']}" if _present(rec.get("mode")) else ""
+    return f"{rec['model']} · {rec['device']}{mode}"
+
+
+def _notes(runs: pd.DataFrame, missing: str) -> list[str]:
+    """One line per run that a figure cannot draw: failed with its error, else ``missing``."""
+    return [
+        f"FAILED  {_run_name(rec)}: {_short(rec['error'], 110)}"
+        if rec["status"] == "failed"
+        else f"{_run_name(rec)}: {missing}"
+        for rec in runs.to_dict("records")
+    ]
+
+
+def _bar(ax, pos, width, value, color) -> None:
+    ax.bar_label(ax.bar(pos, value, width, color=color), fmt="%.3g", fontsize=8, padding=2)
+
+
+def _box(ax, pos, width, values, color) -> None:
+    ax.boxplot(
+        values,
+        positions=[pos],
+        widths=width * 0.8,
+        patch_artist=True,
+        manage_ticks=False,
+        boxprops={"facecolor": color},
+        medianprops={"color": "black"},
+        flierprops={"markersize": 3},
+    )
+
+
+def _grouped(ax, runs, *, x, hue, value, draw, missing) -> None:
+    """Grouped marks (``draw``: bars or boxes) per ``x`` and ``hue``; a failed run is a hatched
+    placeholder annotated with its error, an ok run without a value says ``missing``."""
+    xs, hues = _order(runs[x]), _order(runs[hue])
+    width = 0.8 / len(hues)
+    colors = dict(zip(hues, sns.color_palette(n_colors=len(hues)), strict=True))
+    along = blended_transform_factory(ax.transData, ax.transAxes)
+    shown = set()
+    for rec in runs.to_dict("records"):
+        pos = xs.index(str(rec[x])) - 0.4 + width * (hues.index(str(rec[hue])) + 0.5)
+        note = None
+        if rec["status"] == "failed":
+            shown.add("failed run")
+            ax.axvspan(pos - width / 2, pos + width / 2, **_FAILED_STYLE)
+            note = textwrap.fill(f"failed: {_short(rec['error'], 90)}", 34, max_lines=3)
+        elif not _present(rec[value]):
+            note = missing
+        else:
+            draw(ax, pos, width * 0.9, rec[value], colors[str(rec[hue])])
+            shown.add(str(rec[hue]))
+        if note:
+            ax.text(
+                pos,
+                0.03,
+                note,
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="0.2",
+                transform=along,
+            )
+    ax.set_xticks(range(len(xs)), xs, rotation=12, ha="right")
+    ax.set_xlim(-0.5, len(xs) - 0.5)
+    ax.margins(y=0.12)
+    if not shown - {"failed run"}:
+        ax.set(ylim=(0, 1), yticklabels=[])
+    handles = [Patch(color=colors[h], label=h) for h in hues if h in shown]
+    handles += [Patch(**_FAILED_STYLE, label="failed run")] if "failed run" in shown else []
+    ax.legend(handles=handles, title=hue, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+
+
+def _grouped_figure(
+    runs,
+    title,
+    *,
+    value,
+    ylabel,
+    hue,
+    x="model",
+    xlabel="model",
+    panel=None,
+    draw=_bar,
+    missing="no data",
+    about_map=False,
+    sharey=True,
+) -> Figure:
+    panels = _order(runs[panel]) if panel and not runs.empty else [None]
+    fig, axes = _figure(ncols=len(panels), size=(4.5 + 4.5 * len(panels), 4.8), sharey=sharey)
+    for ax, name in zip(axes, panels, strict=True):
+        sub = runs if name is None else runs[runs[panel].astype(str) == name]
+        if sub.empty:
+            _note(ax, "no runs")
+        else:
+            _grouped(ax, sub, x=x, hue=hue, value=value, draw=draw, missing=missing)
+        ax.set(ylabel=ylabel, xlabel=xlabel, title=f"{panel}: {name}" if name else "")
+    _title(fig, title, runs, about_map)
+    return fig
+
+
+def _kind(summary: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return summary[summary["kind"] == kind]
+
+
+def _speed_modes(on_gpu: bool) -> Callable[[pd.DataFrame, Path], Figure]:
+    def build(summary: pd.DataFrame, root: Path) -> Figure:
+        runs = _kind(summary, "speed")
+        runs = runs[(runs["device"] != "cpu") == on_gpu].copy()
+        several = runs["device"].nunique() > 1
+        runs["run"] = runs["model"] + (" · " + runs["device"] if several else "")
+        where = "GPU" if on_gpu else "CPU"
+        return _grouped_figure(
+            runs,
+            f"Imperative vs hybrid on {where}: batch-1 speed run total time",
+            value="total_wall_s",
+            ylabel="total wall time (s)",
+            hue="mode",
+            x="run",
+        )
+
+    return build
+
+
+def _voc_bars(title, value, ylabel, missing="no data", about_map=False):
+    def build(summary: pd.DataFrame, root: Path) -> Figure:
+        return _grouped_figure(
+            _kind(summary, "voc"),
+            title,
+            value=value,
+            ylabel=ylabel,
+            hue="device",
+            missing=missing,
+            about_map=about_map,
+        )
+
+    return build
+
+
+def _cpu_vs_gpu(summary: pd.DataFrame, root: Path) -> Figure:
+    return _grouped_figure(
+        _kind(summary, "speed"),
+        "CPU vs GPU: batch-1 speed run total time",
+        value="total_wall_s",
+        ylabel="total wall time (s)",
+        hue="device",
+        panel="mode",
+    )
+
+
+def _batch_ms(run_dir: Path) -> list[float]:
+    path = run_dir / "result.json"
+    timings = json.loads(path.read_text()).get("timings") if path.is_file() else None
+    return list((timings or {}).get("batch_ms") or [])
+
+
+def _latency(summary: pd.DataFrame, root: Path) -> Figure:
+    runs = _kind(summary, "speed").copy()
+    runs["batch_ms"] = [_batch_ms(root / d) for d in runs["run_dir"]]
+    return _grouped_figure(
+        runs,
+        "Per-image model latency, batch-1 speed run",
+        value="batch_ms",
+        ylabel="model latency per batch (ms)",
+        hue="mode",
+        panel="device",
+        draw=_box,
+        missing="no timings",
+        sharey=False,
+    )
+
+
+def _pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """The runs no other run beats on both throughput and mAP, by rising throughput."""
+    best, keep = float("-inf"), []
+    for idx, rec in points.sort_values(["images_per_s", "mAP"], ascending=False).iterrows():
+        if rec["mAP"] > best:
+            best = rec["mAP"]
+            keep.append(idx)
+    return points.loc[keep].sort_values("images_per_s")
+
+
+def _pareto(summary: pd.DataFrame, root: Path) -> Figure:
+    runs = _kind(summary, "voc")
+    usable = (runs["status"] == "ok") & runs["mAP"].notna() & runs["images_per_s"].notna()
+    fig, (ax,) = _figure(size=(9, 5.5), notes=_notes(runs[~usable], "no mAP (not evaluated)"))
+    points = runs[usable]
+    if points.empty:
+        _note(ax, "no runs")
+    devices = _order(points["device"])
+    for device, color in zip(devices, sns.color_palette(n_colors=len(devices)), strict=True):
+        mine = points[points["device"] == device]
+        ax.scatter(mine["images_per_s"], mine["mAP"], s=60, color=color, label=device, zorder=3)
+        front = _pareto_front(mine)
+        ax.plot(front["images_per_s"], front["mAP"], "--", color=color, label=f"{device} front")
+        for rec in mine.to_dict("records"):
+            ax.annotate(
+                rec["model"],
+                (rec["images_per_s"], rec["mAP"]),
+                fontsize=8,
+                xytext=(5, 4),
+                textcoords="offset points",
+            )
+    if not points.empty:
+        ax.legend(title="device", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        ax.set_ylim(bottom=0)
+    ax.set(xlabel="throughput, voc run (images/s)", ylabel="mAP (VOC07, IoU 0.5)")
+    _title(fig, "mAP vs FPS, Pareto front per device", runs, True)
+    return fig
+
+
+def _ap_heatmap(summary: pd.DataFrame, root: Path) -> Figure:
+    runs = _kind(summary, "voc")
+    title = "Average precision per class, voc run"
+    if runs.empty:
+        return _no_runs(title, runs, about_map=True)
+    fig, (ax,) = _figure(size=(13, 2.4 + 0.45 * len(runs)))
+    data = runs[AP_COLUMNS].astype(float).set_axis(list(VOC_CLASSES), axis=1)
+    data.index = [_run_name(rec) for rec in runs.to_dict("records")]
+    sns.heatmap(
+        data,
+        ax=ax,
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+        annot=len(runs) <= 12,
+        fmt=".2f",
+        annot_kws={"fontsize": 7},
+        linewidths=0.5,
+        cbar_kws={"label": "AP (IoU 0.5)"},
+    )
+    ax.set_facecolor("0.85")
+    ax.grid(False)
+    for row, rec in enumerate(runs.to_dict("records")):
+        if rec["status"] == "failed":
+            text = f"failed: {_short(rec['error'], 100)}"
+        elif not data.iloc[row].notna().any():
+            text = "no AP: not evaluated"
+        else:
+            continue
+        ax.text(len(VOC_CLASSES) / 2, row + 0.5, text, ha="center", va="center", fontsize=9)
+    ax.set(xlabel="VOC class (grey: no AP)", ylabel="model · device")
+    _title(fig, title, runs, about_map=True)
+    return fig
+
+
+def _telemetry(summary: pd.DataFrame, root: Path) -> Figure:
+    runs = _kind(summary, "voc")
+    title = "Device telemetry during each voc run"
+    if runs.empty:
+        return _no_runs(title, runs)
+    traces, notes = {}, _notes(runs[runs["status"] == "failed"], "")
+    for rec in runs.to_dict("records"):
+        path = root / rec["run_dir"] / "telemetry.csv"
+        if path.is_file():
+            traces[_run_name(rec)] = pd.read_csv(path)
+        elif rec["status"] == "ok":
+            notes.append(f"{_run_name(rec)}: no telemetry.csv")
+    fig, axes = _figure(nrows=len(_TRACES), size=(10, 9.5), notes=notes, sharex=True)
+    colors = dict(zip(traces, sns.color_palette(n_colors=max(len(traces), 1)), strict=False))
+    for ax, (metric, label) in zip(axes, _TRACES.items(), strict=True):
+        drawn = False
+        for name, frame in traces.items():
+            if metric in frame and frame[metric].notna().any():
+                ax.plot(frame["t_s"], frame[metric], color=colors[name], linewidth=1.3)
+                drawn = True
+        if not drawn:
+            ax.set_yticks([])
+            _note(ax, "no sensor", clear=False)
+        ax.set_ylabel(label)
+        ax.tick_params(labelbottom=ax is axes[-1])
+    axes[-1].set_xlabel("time since run start (s)")
+    handles = [Line2D([], [], color=c, label=name) for name, c in colors.items()]
+    if handles:
+        axes[0].legend(handles=handles, title="run", loc="upper left", bbox_to_anchor=(1.01, 1))
+    _title(fig, title, runs)
+    return fig
+
+
+_BUILDERS: dict[str, Callable[[pd.DataFrame, Path], Figure]] = {
+    "speed_modes_gpu": _speed_modes(on_gpu=True),
+    "speed_modes_cpu": _speed_modes(on_gpu=False),
+    "speed_cpu_vs_gpu": _cpu_vs_gpu,
+    "voc_total_time": _voc_bars(
+        "VOC2007 test: total time of the voc run", "total_wall_s", "total wall time (s)"
+    ),
+    "voc_fps": _voc_bars(
+        "VOC2007 test: throughput of the voc run", "images_per_s", "throughput (images/s)"
+    ),
+    "voc_map": _voc_bars(
+        "VOC2007 test: mAP", "mAP", "mAP (VOC07, IoU 0.5)", missing="not evaluated", about_map=True
+    ),
+    "voc_gpu_temp_delta": _voc_bars(
+        "GPU temperature change during the voc run",
+        "gpu_temp_c_delta",
+        "end − start (°C)",
+        "no sensor",
+    ),
+    "voc_swap_delta": _voc_bars(
+        "Swap change during the voc run", "swap_used_mb_delta", "end − start (MB)", "no sensor"
+    ),
+    "pareto_map_fps": _pareto,
+    "ap_heatmap": _ap_heatmap,
+    "telemetry_traces": _telemetry,
+    "latency_distribution": _latency,
+}
+
+
+def build(key: str, summary: pd.DataFrame, root: Path | str = ".") -> Figure:
+    """The figure ``key`` of FIGURES drawn from a summary table; run dirs resolve under ``root``."""
+    if key not in _BUILDERS:
+        raise KeyError(f"expected a figure key in {sorted(FIGURES)}, got {key!r}")
+    with _style():
+        return _BUILDERS[key](summary, Path(root))
+
+
+def draw_all(summary_csv: Path | str, out_dir: Path | str, root: Path | str = ".") -> list[Path]:
+    """Write ``<out_dir>/<key>.png`` for every key of FIGURES (always, even with no runs) and
+    return the paths; run dirs named in the summary resolve under ``root`` (the repo root)."""
+    summary = read_summary(summary_csv)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for key in FIGURES:
+        path = out_dir / f"{key}.png"
+        tmp = out_dir / f".{key}.png.tmp"
+        with _style():
+            build(key, summary, root).savefig(tmp, format="png", dpi=DPI)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,232 @@
+"""Execute one run spec: a speed run or a VOC test-set run, with telemetry, into its run dir.
+
+Files written (DESIGN §4, docs/contracts.md): ``telemetry.csv`` while running, then
+``detections.npz`` (voc runs), then ``result.json`` last and atomically, so a run directory with
+a ``result.json`` is complete. A failure of the model on the device is a result
+(``status: failed``), not a crash; an interrupt (Ctrl-C) leaves no ``result.json``.
+"""
+
+import datetime
+import json
+import os
+import sys
+import traceback
+
+import numpy as np
+
+from detbench.runner import environment, loop, nets, stats
+
+SPEC_NAME = "spec.json"
+
+
+def utc_now():
+    return datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z"
+
+
+def write_json_atomic(obj, path):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(obj, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def image_reader(devkit):
+    import mxnet as mx
+
+    folder = os.path.join(devkit, "VOC2007", "JPEGImages")
+
+    def read(image_id):
+        return mx.image.imread(os.path.join(folder, image_id + ".jpg"))
+
+    return read
+
+
+def chunks(items, size):
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def summarise_timings(first_batch_s, warmup_batches, passes, batch_size):
+    """Timings block of result.json from the measured passes (one per repeat).
+
+    ``passes`` holds (wall, model seconds per batch, data seconds per batch, images) tuples.
+    Figures are the median pass's; latency percentiles pool every measured batch."""
+    walls = [p[0] for p in passes]
+    median_index = sorted(range(len(walls)), key=lambda i: walls[i])[(len(walls) - 1) // 2]
+    wall, model_s, data_s, images = passes[median_index]
+    all_batches = [s for p in passes for s in p[1]]
+    timings = {
+        "total_wall_s": wall,
+        "model_s": sum(model_s),
+        "data_s": sum(data_s),
+        "first_batch_s": first_batch_s,
+        "warmup_batches": warmup_batches,
+        "measured_batches": len(model_s),
+        "measured_images": images,
+        "batch_size": batch_size,
+        "images_per_s": images / wall if wall > 0 else None,
+        "model_images_per_s": images / sum(model_s) if sum(model_s) > 0 else None,
+        "latency_ms": stats.latency_summary_ms(all_batches),
+        "batch_ms": [round(s * 1000.0, 4) for s in all_batches],
+        "repeats": len(passes),
+        "repeat_total_wall_s": walls,
+    }
+    if len(passes) > 1:
+        timings.update(stats.repeat_summary(walls))
+    return timings
+
+
+class DetectionCollector(object):
+    """Accumulates detections in the detections.npz contract (original-image pixels)."""
+
+    def __init__(self):
+        self.image_ids, self.index, self.labels, self.scores, self.boxes = [], [], [], [], []
+        self.dropped_nonfinite = 0
+
+    def __call__(self, batch, outputs):
+        if len(outputs) == 1 and len(batch.image_ids) > 1:
+            ids, scores, boxes = [o.asnumpy() for o in outputs[0]]
+            per_image = [(ids[i], scores[i], boxes[i]) for i in range(len(batch.image_ids))]
+        else:
+            per_image = [tuple(o.asnumpy()[0] for o in output) for output in outputs]
+        for image_id, unwarp, (ids, scores, boxes) in zip(
+            batch.image_ids, batch.unwarps, per_image
+        ):
+            ids, scores = ids.reshape(-1), scores.reshape(-1)
+            boxes = unwarp(boxes.reshape(-1, 4))
+            keep = ids >= 0  # GluonCV pads its fixed-size output with id -1
+            finite = np.isfinite(scores) & np.isfinite(boxes).all(axis=1)
+            self.dropped_nonfinite += int((keep & ~finite).sum())
+            keep &= finite
+            row = len(self.image_ids)
+            self.image_ids.append(image_id)
+            self.index.append(np.full(int(keep.sum()), row, dtype=np.int64))
+            self.labels.append(ids[keep].astype(np.int64))
+            self.scores.append(scores[keep].astype(np.float32))
+            self.boxes.append(boxes[keep].astype(np.float32))
+
+    def save(self, path):
+        def cat(parts, dtype, shape):
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
+
+        tmp = path + ".tmp.npz"
+        np.savez(
+            tmp,
+            image_ids=np.array(self.image_ids, dtype=str),
+            image_index=cat(self.index, np.int64, (0,)),
+            labels=cat(self.labels, np.int64, (0,)),
+            scores=cat(self.scores, np.float32, (0,)),
+            boxes=cat(self.boxes, np.float32, (0, 4)).reshape(-1, 4),
+        )
+        os.replace(tmp, path)
+
+
+def execute(spec, collector):
+    """Build the model on its device, warm up, run the measured passes; returns timings."""
+    ctx = nets.context_for(spec["device"])
+    weights = spec["weights"]
+    net = nets.build_net(spec["model"], ctx, params_path=weights["path"])
+    if spec["kind"] == "voc":
+        nets.use_eval_nms(net)
+        transform = nets.eval_transform(spec["model"])
+        stack = nets.stacks_batches(spec["model"])
+    else:
+        transform = nets.ResizeTransform(*spec["input_shape"][1:])
+        stack = True
+    if spec["mode"] == "hybrid":
+        net.hybridize(static_alloc=True, static_shape=stack)
+    read = image_reader(spec["devkit"])
+
+    def load(image_ids):
+        return loop.load_batch(image_ids, read, transform, ctx, stack)
+
+    batches = chunks(list(spec["image_ids"]), int(spec["batch_size"]))
+    warmup = max(1, int(spec.get("warmup", 1)))
+    warmup_batches = [batches[i % len(batches)] for i in range(warmup)]
+    _, first, _, _ = loop.timed_pass(net, warmup_batches[:1], load, prefetch=False)
+    loop.timed_pass(net, warmup_batches[1:], load, prefetch=False)
+    passes = []
+    for repeat in range(int(spec.get("repeats", 1))):
+        on_output = collector if repeat == 0 else None
+        passes.append(
+            loop.timed_pass(net, batches, load, on_output, prefetch=spec.get("prefetch", True))
+        )
+    return summarise_timings(first[0], warmup, passes, int(spec["batch_size"]))
+
+
+def run_spec(spec_path):
+    """Run the spec at ``spec_path``; its directory is the run directory. Returns the result."""
+    from detbench.runner import hostinfo, telemetry
+
+    with open(spec_path) as handle:
+        spec = json.load(handle)
+    run_dir = os.path.dirname(os.path.abspath(spec_path))
+    threads = environment.configure_threads(spec.get("threads"))
+    gpu_index = int(spec["device"][3:]) if spec["device"].startswith("gpu") else 0
+    result = {
+        "status": "failed",
+        "error": None,
+        "kind": spec["kind"],
+        "config_name": spec["config_name"],
+        "model": spec["model"],
+        "device": spec["device"],
+        "mode": spec["mode"],
+        "batch_size": int(spec["batch_size"]),
+        "input_shape": spec.get("input_shape"),
+        "image_count": len(spec["image_ids"]),
+        "weights": spec["weights"],
+        "dataset": spec["dataset"],
+        "threads": threads,
+        "timings": None,
+        "started_at": utc_now(),
+    }
+    collector = DetectionCollector()
+    sampler = telemetry.TelemetrySampler(
+        os.path.join(run_dir, "telemetry.csv"),
+        interval_s=float(spec.get("telemetry_interval_s", 0.5)),
+        gpu_index=gpu_index,
+    )
+    sampler.start()
+    try:
+        result["timings"] = execute(spec, collector)
+        result["status"] = "ok"
+    except KeyboardInterrupt:
+        sampler.stop()
+        raise
+    except Exception as exc:  # a model failing on a device is a result, recorded as failed
+        traceback.print_exc()
+        result["error"] = "{}: {}".format(type(exc).__name__, exc)
+    finally:
+        sampler.stop()
+    result["finished_at"] = utc_now()
+    result["telemetry"] = sampler.summary(image_count=len(spec["image_ids"]))
+    result["versions"] = environment.package_versions()
+    result["env"] = environment.speed_knobs()
+    result["host"] = hostinfo.host_facts(gpu_index)
+    if spec["kind"] == "voc":
+        result["detections_dropped_nonfinite"] = collector.dropped_nonfinite
+        if result["status"] != "ok":
+            collector = DetectionCollector()
+        collector.save(os.path.join(run_dir, "detections.npz"))
+    write_json_atomic(result, os.path.join(run_dir, "result.json"))
+    sys.stderr.write(
+        "detbench runner: {} {} {} {} -> {}{}\n".format(
+            spec["kind"],
+            spec["model"],
+            spec["device"],
+            spec["mode"],
+            result["status"],
+            ": " + result["error"] if result["error"] else "",
+        )
+    )
+    return result
+
+
+def init_weights(model, seed, out_path):
+    """Save seeded, untrained weights of ``model`` (for the offline demo) to ``out_path``."""
+    import mxnet as mx
+
+    net = nets.build_net(model, mx.cpu(), params_path=None, seed=seed)
+    tmp = out_path + ".tmp"
+    net.save_parameters(tmp)
+    os.replace(tmp, out_path)

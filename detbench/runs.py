@@ -1,0 +1,109 @@
+"""Write a run's self-contained spec and execute it with the device runner's interpreter.
+
+The spec holds everything the runner needs, with paths relative to the repository root, so the
+same run directory can be executed on another host (DESIGN §9) and copied back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from detbench import zoo
+from detbench.runner.nets import speed_shape
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RunnerCrashed(RuntimeError):
+    """The runner process died without recording a result (not a model failure: those are
+    recorded as failed results)."""
+
+
+def read_json(path: str | Path) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def weights_entry(params_path: str, sidecar_path: str) -> dict:
+    sidecar = read_json(sidecar_path)
+    return {
+        "path": params_path,
+        "source": sidecar["source"],
+        "untrained": bool(sidecar["untrained"]),
+        "sha256": sidecar["sha256"],
+    }
+
+
+def build_spec(
+    *,
+    kind: str,
+    config_name: str,
+    model: str,
+    device: str,
+    mode: str,
+    settings: dict,
+    image_ids: list[str],
+    dataset_json: str,
+    weights: dict,
+    telemetry_interval_s: float,
+    threads: int | None,
+) -> dict:
+    """The runner's spec for one speed or voc run (``settings``: the model's speed / voc_run)."""
+    dataset = read_json(dataset_json)
+    if kind == "speed":
+        height, width = speed_shape(model, settings["size"])
+        input_shape = [3, height, width]
+        warmup, repeats = settings["warmup"], settings["repeats"]
+    else:
+        input_shape, warmup, repeats = None, settings["warmup"], 1
+    family = zoo.model_info(model)["family"]
+    return {
+        "kind": kind,
+        "config_name": config_name,
+        "model": model,
+        "family": family,
+        "device": device,
+        "mode": mode,
+        "batch_size": settings["batch"],
+        "input_shape": input_shape,
+        "warmup": warmup,
+        "repeats": repeats,
+        "devkit": dataset["devkit"],
+        "image_ids": list(image_ids),
+        "weights": weights,
+        "dataset": {
+            "name": config_name,
+            "fingerprint": dataset["fingerprint"],
+            "split": dataset["split"],
+        },
+        "telemetry_interval_s": telemetry_interval_s,
+        "threads": threads,
+    }
+
+
+def execute(spec: dict, run_dir: str | Path, python: str | None, log_path: str | Path) -> dict:
+    """Write ``spec.json`` into ``run_dir``, run ``python -m detbench.runner run`` on it with
+    output to ``log_path``, and return the result it recorded."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result_path = run_dir / "result.json"
+    result_path.unlink(missing_ok=True)
+    spec_path = run_dir / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    command = [python or sys.executable, "-m", "detbench.runner", "run", str(spec_path)]
+    with open(log_path, "a") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if not result_path.exists():
+        raise RunnerCrashed(
+            f"the runner exited with code {code} and recorded no result in {run_dir}; "
+            f"see {log_path}"
+        )
+    return read_json(result_path)

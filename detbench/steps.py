@@ -1,0 +1,205 @@
+"""One function per workflow rule; ``scripts/<rule>.py`` only unpacks Snakemake's object.
+
+Each step writes its outputs completely or not at all and logs to the rule's log file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from detbench import runs
+
+
+@contextlib.contextmanager
+def logging_to(log_path: str | Path | None):
+    """Send this step's stdout/stderr to its log file (and keep the traceback there)."""
+    if not log_path:
+        yield
+        return
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(log_path, "w") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        try:
+            yield
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            raise
+
+
+def _write_text(text: str, path: str | Path) -> None:
+    tmp = f"{path}.tmp"
+    Path(tmp).write_text(text)
+    os.replace(tmp, path)
+
+
+def make_demo_voc(devkit: str, synthetic: dict, split: str, log: str) -> None:
+    from detbench.data.synthetic import make_synthetic_voc
+
+    with logging_to(log):
+        make_synthetic_voc(Path(devkit), synthetic["images"], synthetic["seed"], split)
+
+
+def fetch_voc(urls: list[str], md5: str, archive: str, log: str) -> None:
+    from detbench.data.download import fetch_voc as download
+
+    with logging_to(log):
+        download(urls, md5, Path(archive), progress=True)
+
+
+def extract_voc(archive: str, devkit: str, md5: str, log: str) -> None:
+    from detbench.data.extract import extract_voc_tar
+
+    with logging_to(log):
+        extract_voc_tar(Path(archive), Path(devkit), md5)
+
+
+def check_voc(devkit: str, split: str, synthetic: bool, dataset_json: str, log: str) -> None:
+    from detbench.data.check import check_dataset
+
+    with logging_to(log):
+        dataset = {**check_dataset(devkit, split), "synthetic": bool(synthetic)}
+        _write_text(json.dumps(dataset, indent=2, sort_keys=True) + "\n", dataset_json)
+
+
+def sample_speed_images(dataset_json: str, images: int, seed: int, out: str, log: str) -> None:
+    from detbench.data.sample import sample_speed_images as sample
+    from detbench.data.voc import read_split
+
+    with logging_to(log):
+        dataset = runs.read_json(dataset_json)
+        ids = sample(read_split(dataset["devkit"], dataset["split"]), images, seed)
+        _write_text("".join(f"{i}\n" for i in ids), out)
+
+
+def fetch_weights(
+    model: str, weights: dict, python: str | None, params: str, sidecar: str, log: str
+) -> None:
+    from detbench import weights as weight_sources
+
+    with logging_to(log):
+        if weights["source"] == "untrained":
+            weight_sources.make_untrained(model, weights["seed"], params, sidecar, python, log)
+        else:
+            weight_sources.fetch_pretrained(model, weights, params, sidecar)
+
+
+def run_benchmark(
+    *,
+    kind: str,
+    model: str,
+    device: str,
+    mode: str,
+    settings: dict,
+    config_name: str,
+    dataset_json: str,
+    image_ids: list[str],
+    weights_params: str,
+    weights_sidecar: str,
+    telemetry: dict,
+    runner: dict,
+    result: str,
+    log: str,
+):
+    """A speed or voc run through the device runner; its failures are recorded results."""
+    spec = runs.build_spec(
+        kind=kind,
+        config_name=config_name,
+        model=model,
+        device=device,
+        mode=mode,
+        settings=settings,
+        image_ids=image_ids,
+        dataset_json=dataset_json,
+        weights=runs.weights_entry(weights_params, weights_sidecar),
+        telemetry_interval_s=telemetry["interval_s"],
+        threads=runner["threads"],
+    )
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(log).write_text("")
+    runs.execute(spec, Path(result).parent, runner["python"], log)
+
+
+def speed(*, images_txt: str, **kwargs) -> None:
+    ids = Path(images_txt).read_text().split()
+    run_benchmark(kind="speed", image_ids=ids, **kwargs)
+
+
+def voc(*, dataset_json: str, **kwargs) -> None:
+    from detbench.data.voc import read_split
+
+    dataset = runs.read_json(dataset_json)
+    ids = read_split(dataset["devkit"], dataset["split"])
+    run_benchmark(kind="voc", dataset_json=dataset_json, image_ids=ids, **kwargs)
+
+
+def evaluate(result: str, detections: str, dataset_json: str, metric: str, out: str, log: str):
+    from detbench import zoo
+    from detbench.evaluate import evaluate_files, write_map_json
+
+    with logging_to(log):
+        run = runs.read_json(result)
+        dataset = runs.read_json(dataset_json)
+        untrained = bool(run["weights"]["untrained"])
+        published = zoo.model_info(run["model"])["published_map"]
+        if run["status"] != "ok":
+            body = {
+                "status": "failed",
+                "error": run["error"],
+                "metric": metric,
+                "mAP": None,
+                "weights_untrained": untrained,
+            }
+        else:
+            body = evaluate_files(
+                dataset["devkit"],
+                detections,
+                split=dataset["split"],
+                metric=metric,
+                published_map=published,
+                untrained=untrained,
+            )
+            body["status"] = "ok"
+        write_map_json(body, Path(out))
+
+
+def mlflow_experiment(config_name: str, out: str, log: str) -> None:
+    from detbench import track
+
+    with logging_to(log):
+        track.ensure_experiment(config_name, out)
+
+
+def track(result: str, experiment: str, out: str, log: str) -> None:
+    from detbench import track as tracking
+
+    with logging_to(log):
+        record = tracking.log_run_dir(Path(result).parent, experiment, out)
+        print(json.dumps(record), file=sys.stdout)
+
+
+def aggregate(tracked: list[str], out: str, log: str) -> None:
+    from detbench.report.aggregate import write_summary
+
+    with logging_to(log):
+        write_summary(sorted(Path(p).parent for p in tracked), out)
+
+
+def plots(summary: str, figures: list[str], log: str) -> None:
+    from detbench.report.figures import draw_all
+
+    with logging_to(log):
+        out_dir = {str(Path(f).parent) for f in figures}
+        (directory,) = out_dir
+        written = {str(p) for p in draw_all(summary, directory)}
+        missing = sorted(set(figures) - written)
+        if missing:
+            raise RuntimeError(f"figures not drawn: {', '.join(missing)}")

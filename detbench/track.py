@@ -1,0 +1,286 @@
+"""Log run directories to MLflow (DESIGN §7), after the benchmark, as a job of its own.
+
+A run's files never depend on MLflow: if the tracking server is down the ``track`` job fails
+with the URI in its error, the files stay, and a rerun logs them without re-benchmarking.
+Concurrent ``track`` jobs on the default SQLite store are serialised with a file lock (SQLite
+allows one writer; MLflow's own retries do not cover a fresh store's migrations).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import json
+import math
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from detbench.runs import REPO_ROOT, read_json
+
+DEFAULT_STORE = "mlruns"
+TELEMETRY_FIELDS = (
+    "cpu_percent", "ram_used_mb", "swap_used_mb", "gpu_util_percent", "gpu_temp_c",
+    "cpu_temp_c", "gpu_mem_used_mb", "power_w",
+)  # fmt: skip
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+TIMING_METRICS = (
+    "total_wall_s", "model_s", "data_s", "first_batch_s", "images_per_s", "model_images_per_s",
+    "measured_images", "measured_batches",
+)  # fmt: skip
+RUN_FILES = ("result.json", "spec.json", "telemetry.csv", "map.json", "detections.npz")
+
+
+class TrackingError(RuntimeError):
+    """Logging to MLflow failed; the message names the tracking URI."""
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when set (a team's server), else the SQLite store in mlruns/."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}/mlflow.db"
+
+
+def artifact_root() -> str:
+    return Path(DEFAULT_STORE, "artifacts").resolve().as_uri()
+
+
+def experiment_name(config_name: str) -> str:
+    return f"detbench-{config_name}"
+
+
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """Serialise writers of a SQLite store; a no-op for a tracking server."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / ".detbench.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _write_json(obj: dict, path: str | Path) -> None:
+    tmp = f"{path}.tmp"
+    Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
+    """Create the config's experiment once (upstream of every track job) and record its id."""
+    uri = tracking_uri()
+    name = experiment_name(config_name)
+    try:
+        with store_lock(uri):
+            client = _client(uri)
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                location = artifact_root() if uri.startswith("sqlite:") else None
+                experiment_id = client.create_experiment(name, artifact_location=location)
+            else:
+                experiment_id = experiment.experiment_id
+    except Exception as exc:
+        raise TrackingError(f"MLflow at {uri}: cannot create experiment {name!r}: {exc}") from exc
+    record = {"experiment_id": experiment_id, "experiment_name": name, "tracking_uri": uri}
+    _write_json(record, out_json)
+    return record
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def run_key(result: dict) -> str:
+    """Identity of a configuration: one current MLflow run per key."""
+    return "/".join(
+        [result["config_name"], result["kind"], result["model"], result["device"], result["mode"]]
+    )
+
+
+def run_tags(result: dict, map_json: dict | None) -> dict[str, str]:
+    weights = result["weights"]
+    tags = {
+        "kind": result["kind"],
+        "model": result["model"],
+        "device": result["device"],
+        "mode": result["mode"],
+        "weights": weights["source"],
+        "untrained": str(bool(weights["untrained"])).lower(),
+        "dataset": result["dataset"]["name"],
+        "dataset_fingerprint": result["dataset"]["fingerprint"],
+        "config_name": result["config_name"],
+        "git_commit": git_commit(),
+        "host": (result.get("host") or {}).get("hostname") or socket.gethostname(),
+        "status": result["status"],
+        "detbench.key": run_key(result),
+        "telemetry_backend": str((result.get("telemetry") or {}).get("backend")),
+        "mlflow.runName": f"{result['kind']} {result['model']} {result['device']} {result['mode']}",
+    }
+    for name, version in sorted((result.get("versions") or {}).items()):
+        tags[f"version.{name}"] = str(version)
+    if result.get("error"):
+        tags["error"] = result["error"][:4900]
+    if map_json and map_json.get("accuracy_flag"):
+        tags["accuracy_flag"] = map_json["accuracy_flag"]
+    return tags
+
+
+def run_params(spec: dict, result: dict) -> dict[str, str]:
+    params = {
+        "batch_size": spec["batch_size"],
+        "input_shape": "x".join(map(str, spec["input_shape"])) if spec["input_shape"] else "eval",
+        "image_count": len(spec["image_ids"]),
+        "warmup": spec["warmup"],
+        "repeats": spec["repeats"],
+        "telemetry_interval_s": spec["telemetry_interval_s"],
+        "threads": result.get("threads"),
+        "weights_sha256": spec["weights"]["sha256"],
+        "split": spec["dataset"]["split"],
+    }
+    return {key: str(value) for key, value in params.items()}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def run_metrics(result: dict, map_json: dict | None) -> dict[str, float]:
+    """The figures of DESIGN §5 (timings, telemetry summary) plus mAP and AP_<class>."""
+    metrics: dict[str, float] = {}
+    timings = result.get("timings") or {}
+    for key in TIMING_METRICS:
+        if _finite(timings.get(key)):
+            metrics[key] = float(timings[key])
+    for key in ("median", "min", "max", "cv"):  # present when speed.repeats > 1
+        if _finite(timings.get(key)):
+            metrics[f"repeat_wall_{key}"] = float(timings[key])
+    for key, value in (timings.get("latency_ms") or {}).items():
+        if _finite(value):
+            metrics[f"latency_{key}_ms"] = float(value)
+    for key, value in (result.get("telemetry") or {}).items():
+        if _finite(value):
+            metrics[f"telemetry_{key}"] = float(value)
+    if map_json:
+        for key in ("mAP", "mAP_all_classes"):
+            if _finite(map_json.get(key)):
+                metrics[key] = float(map_json[key])
+        for name, ap in (map_json.get("ap_per_class") or {}).items():
+            if _finite(ap):
+                metrics[f"AP_{name}"] = float(ap)
+    return metrics
+
+
+def telemetry_series(csv_path: Path, start_ms: int):
+    """mlflow Metric entities: one ``telemetry/<field>`` point per sample and present sensor."""
+    from mlflow.entities import Metric
+
+    if not csv_path.exists():
+        return []
+    points = []
+    with open(csv_path, newline="") as handle:
+        for step, row in enumerate(csv.DictReader(handle)):
+            timestamp = start_ms + int(round(float(row["t_s"]) * 1000))
+            for field in TELEMETRY_FIELDS:
+                if row.get(field) not in (None, ""):
+                    points.append(Metric(f"telemetry/{field}", float(row[field]), timestamp, step))
+    return points
+
+
+def _started_ms(result: dict) -> int:
+    from datetime import datetime
+
+    try:
+        started = datetime.fromisoformat(result["started_at"].replace("Z", "+00:00"))
+        return int(started.timestamp() * 1000)
+    except (KeyError, ValueError):
+        return int(time.time() * 1000)
+
+
+def _supersede(client, experiment_id: str, key: str, new_run_id: str) -> list[str]:
+    """Tag every other current run of ``key`` as superseded by ``new_run_id``."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`detbench.key` = '{key}' and tags.superseded = 'false'",
+        max_results=1000,
+    )
+    old = [run.info.run_id for run in runs if run.info.run_id != new_run_id]
+    for run_id in old:
+        client.set_tag(run_id, "superseded", "true")
+        client.set_tag(run_id, "superseded_by", new_run_id)
+    return old
+
+
+def log_run_dir(run_dir: str | Path, experiment_json: str | Path, out_json: str | Path) -> dict:
+    """Log one run directory as a new MLflow run; write ``mlflow.json`` with its id."""
+    from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+    run_dir = Path(run_dir)
+    result = read_json(run_dir / "result.json")
+    spec = read_json(run_dir / "spec.json")
+    map_json = read_json(run_dir / "map.json") if (run_dir / "map.json").exists() else None
+    experiment = read_json(experiment_json)
+    uri = tracking_uri()
+    start_ms = _started_ms(result)
+    tags = {**run_tags(result, map_json), "superseded": "false"}
+    metrics = [Metric(k, v, start_ms, 0) for k, v in sorted(run_metrics(result, map_json).items())]
+    metrics += telemetry_series(run_dir / "telemetry.csv", start_ms)
+    run_id = None
+    try:
+        with store_lock(uri):
+            client = _client(uri)
+            run = client.create_run(experiment["experiment_id"], start_time=start_ms)
+            run_id = run.info.run_id
+            client.log_batch(
+                run_id,
+                params=[Param(k, v) for k, v in sorted(run_params(spec, result).items())],
+                tags=[RunTag(k, v) for k, v in sorted(tags.items())],
+            )
+            for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+                client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
+            for name in RUN_FILES:
+                if (run_dir / name).exists():
+                    client.log_artifact(run_id, str(run_dir / name))
+            superseded = _supersede(
+                client, experiment["experiment_id"], tags["detbench.key"], run_id
+            )
+            status = "FINISHED" if result["status"] == "ok" else "FAILED"
+            client.set_terminated(run_id, status=status)
+    except KeyboardInterrupt:
+        if run_id is not None:
+            with contextlib.suppress(Exception):
+                _client(uri).set_terminated(run_id, status=RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except Exception as exc:
+        raise TrackingError(
+            f"MLflow at {uri}: logging {run_dir} failed ({type(exc).__name__}: {exc}); the run's "
+            "files are kept, rerun the same snakemake command to log them once the tracking "
+            "store is reachable"
+        ) from exc
+    record = {
+        "run_id": run_id,
+        "experiment_id": experiment["experiment_id"],
+        "tracking_uri": uri,
+        "status": status,
+        "superseded": superseded,
+    }
+    _write_json(record, out_json)
+    return record

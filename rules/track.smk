@@ -1,0 +1,43 @@
+# MLflow logging, one job per run directory, after the run (and evaluate, for voc runs).
+
+
+rule mlflow_experiment:
+    output:
+        experiment=f"{RESULTS}/mlflow_experiment.json",
+    log:
+        f"{LOGS}/mlflow_experiment.log",
+    conda:
+        ENV
+    params:
+        config_name=NAME,
+    script:
+        "../scripts/mlflow_experiment.py"
+
+
+rule track_speed:
+    input:
+        result=rules.speed.output.result,
+        experiment=rules.mlflow_experiment.output.experiment,
+    output:
+        mlflow=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/mlflow.json",
+    log:
+        f"{LOGS}/track/speed/{{model}}/{{device}}-{{mode}}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/track.py"
+
+
+rule track_voc:
+    input:
+        result=rules.voc.output.result,
+        map_json=rules.evaluate.output.map_json,
+        experiment=rules.mlflow_experiment.output.experiment,
+    output:
+        mlflow=f"{RESULTS}/voc/{{model}}/{{device}}/mlflow.json",
+    log:
+        f"{LOGS}/track/voc/{{model}}/{{device}}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/track.py"
