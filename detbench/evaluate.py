@@ -1,8 +1,9 @@
 """PASCAL VOC detection metrics: VOC07 11-point AP and area-under-curve AP, vectorised with numpy.
 
 The numbers equal GluonCV's ``VOC07MApMetric`` (``metric="voc07"``) and ``VOCMApMetric``
-(``metric="area"``) from ``gluoncv.utils.metrics.voc_detection``, fed one image at a time in the
-order of ``images`` with each image's detections in file order, as GluonCV's eval scripts do:
+(``metric="area"``, the devkit's ``VOCap`` used from VOC2010 on) from
+``gluoncv.utils.metrics.voc_detection``, fed one image at a time in the order of ``images`` with
+each image's detections in file order, as GluonCV's eval scripts do:
 
 - IoU uses the +1 pixel convention (a box ``[0, 0, 9, 9]`` is 10x10 pixels) and is computed in
   float32, as GluonCV's data pipeline hands float32 boxes to the metric;
@@ -45,8 +46,8 @@ from detbench.data.voc import VOC_CLASSES, VOCImage, load_split
 
 __all__ = [
     "ACCURACY_TOLERANCE", "DETECTION_KEYS", "METRICS", "Detections", "DetectionsError",
-    "accuracy_flag", "average_precisions", "evaluate", "evaluate_files", "load_detections",
-    "write_map_json",
+    "accuracy_flag", "average_precisions", "check_detections", "evaluate", "evaluate_files",
+    "load_detections", "write_map_json",
 ]  # fmt: skip
 
 METRICS = ("voc07", "area")
@@ -95,12 +96,17 @@ def _rows(mask: np.ndarray) -> str:
 
 
 def check_detections(
-    arrays: Mapping[str, np.ndarray], source: str, known_ids: Iterable[str] | None = None
+    arrays: Mapping[str, np.ndarray],
+    source: str,
+    known_ids: Iterable[str] | None = None,
+    *,
+    known_as: str = "known image ids",
 ) -> Detections:
     """Validate the five arrays against DESIGN §4 and return them as :class:`Detections`.
 
     Integer arrays become int64; float arrays keep their precision. ``known_ids``, when given,
-    must contain every image id (e.g. the split's ids). Raises :class:`DetectionsError`.
+    must contain every image id; ``known_as`` names them in the error.
+    Raises :class:`DetectionsError` naming ``source``, the key and the first offending row.
     """
 
     def fail(key: str, message: str) -> DetectionsError:
@@ -116,15 +122,17 @@ def check_detections(
     ids = arr["image_ids"]
     if ids.dtype.kind != "U" or ids.ndim != 1:
         raise fail("image_ids", f"expected a 1-d str array (dtype <U), got {ids.dtype} {ids.shape}")
-    m = arr["image_index"].shape[0] if arr["image_index"].ndim else -1
+    if arr["image_index"].ndim != 1:
+        raise fail("image_index", f"expected shape (M,), got {arr['image_index'].shape}")
+    m = len(arr["image_index"])
     kinds = {"image_index": "iu", "labels": "iu", "scores": "f", "boxes": "f"}
     shapes = {"image_index": (m,), "labels": (m,), "scores": (m,), "boxes": (m, 4)}
-    names = {"iu": "int", "f": "float"}
+    names = {"iu": "an int", "f": "a float"}
     for key, kind in kinds.items():
         a = arr[key]
         if a.dtype.kind not in kind:
-            raise fail(key, f"expected a {names[kind]} array, got dtype {a.dtype}")
-        if a.shape != shapes[key] or m < 0:
+            raise fail(key, f"expected {names[kind]} array, got dtype {a.dtype}")
+        if a.shape != shapes[key]:
             want = "(M,)" if key != "boxes" else "(M, 4)"
             raise fail(key, f"expected shape {want} with M = len(image_index) = {m}, got {a.shape}")
     index = arr["image_index"].astype(np.int64)
@@ -170,7 +178,7 @@ def check_detections(
         if unknown:
             raise fail(
                 "image_ids",
-                f"expected ids among the {len(known)} ids of the split, got {len(unknown)} "
+                f"expected ids among the {len(known)} {known_as}, got {len(unknown)} "
                 f"unknown: {_few(unknown)}",
             )
     return Detections(ids, index, labels, scores, boxes)
@@ -182,13 +190,15 @@ def _few(values: Sequence[str] | np.ndarray, limit: int = 5) -> str:
     return shown + (f", ... ({len(values) - limit} more)" if len(values) > limit else "")
 
 
-def load_detections(path: Path | str, known_ids: Iterable[str] | None = None) -> Detections:
+def load_detections(
+    path: Path | str, known_ids: Iterable[str] | None = None, *, known_as: str = "known image ids"
+) -> Detections:
     """Read and validate a ``detections.npz`` (DESIGN §4) with ``allow_pickle=False``.
 
     A pickled object array is refused, never unpickled. Every contract breach raises
     :class:`DetectionsError` naming the file, the key and the first offending row, as
-    "expected X, got Y". ``known_ids`` (e.g. the split's ids) must contain every image id.
-    Keys beyond the five of the contract are ignored.
+    "expected X, got Y". ``known_ids`` (e.g. the split's ids) must contain every image id;
+    ``known_as`` names them in the error. Keys beyond the five of the contract are ignored.
     """
     path = Path(path)
     try:
@@ -221,7 +231,7 @@ def load_detections(path: Path | str, known_ids: Iterable[str] | None = None) ->
                 ) from None
             except (OSError, zipfile.BadZipFile) as exc:
                 raise DetectionsError(f"{path}: key {key!r}: unreadable ({exc})") from None
-    return check_detections(arrays, str(path), known_ids)
+    return check_detections(arrays, str(path), known_ids, known_as=known_as)
 
 
 def _ground_truth(images: Sequence[VOCImage]):
@@ -236,16 +246,17 @@ def _ground_truth(images: Sequence[VOCImage]):
 
 
 def _iou_plus_one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of box pairs with GluonCV's operations, in their order and dtype."""
-    a_br = a[:, 2:] + 1
-    b_br = b[:, 2:] + 1
-    tl = np.maximum(a[:, :2], b[:, :2])
-    br = np.minimum(a_br, b_br)
-    wh = br - tl
-    overlap = (tl[:, 0] < br[:, 0]) & (tl[:, 1] < br[:, 1])
-    area_i = wh[:, 0] * wh[:, 1] * overlap
-    area_a = (a_br[:, 0] - a[:, 0]) * (a_br[:, 1] - a[:, 1])
-    area_b = (b_br[:, 0] - b[:, 0]) * (b_br[:, 1] - b[:, 1])
+    """IoU of box pairs given as rows ``xmin, ymin, xmax, ymax`` of (4, P) arrays.
+
+    The same float operations, in the same order and dtype, as GluonCV's metric: ``xmax`` and
+    ``ymax`` get +1, then ``bbox_iou`` with ``offset=0``.
+    """
+    ax2, ay2, bx2, by2 = a[2] + 1, a[3] + 1, b[2] + 1, b[3] + 1
+    left, top = np.maximum(a[0], b[0]), np.maximum(a[1], b[1])
+    right, bottom = np.minimum(ax2, bx2), np.minimum(ay2, by2)
+    area_i = (right - left) * (bottom - top) * ((left < right) & (top < bottom))
+    area_a = (ax2 - a[0]) * (ay2 - a[1])
+    area_b = (bx2 - b[0]) * (by2 - b[1])
     return area_i / (area_a + area_b - area_i)
 
 
@@ -272,8 +283,12 @@ def _rank_within_groups(image: np.ndarray, labels: np.ndarray, scores: np.ndarra
     lengths = np.diff(np.r_[starts, len(key)])
     order = by_key.copy()
     sorted_scores = scores[by_key]
-    for length in np.unique(lengths[lengths > 1]):
-        pos = starts[lengths == length][:, None] + np.arange(length)
+    multi = np.flatnonzero(lengths > 1)
+    multi = multi[np.argsort(lengths[multi], kind="stable")]
+    edges = np.flatnonzero(np.diff(lengths[multi], prepend=-1, append=-1))
+    for first, end in zip(edges[:-1], edges[1:], strict=True):
+        length = lengths[multi[first]]
+        pos = starts[multi[first:end]][:, None] + np.arange(length)
         perm = np.argsort(sorted_scores[pos], axis=1)[:, ::-1]
         order[pos] = by_key[np.take_along_axis(pos, perm, axis=1)]
     return order, key
@@ -297,7 +312,8 @@ def _match(order, d_key, d_boxes, g_key, g_boxes, g_difficult, n_keys, iou_thres
     first_pair = np.cumsum(count) - count
     pair_det = np.repeat(np.arange(n), count)
     pair_gt = g_order[np.repeat(lo - first_pair, count) + np.arange(total)]
-    iou = _iou_plus_one(d_boxes[order[pair_det]], g_boxes[pair_gt])
+    d_cols, g_cols = np.ascontiguousarray(d_boxes.T), np.ascontiguousarray(g_boxes.T)
+    iou = _iou_plus_one(d_cols[:, order[pair_det]], g_cols[:, pair_gt])
     # max IoU per detection and its first argmax, NaN winning as in numpy's max/argmax
     best = np.maximum.reduceat(iou, first_pair[has_gt])
     best_each = np.repeat(best, count[has_gt])
@@ -351,6 +367,11 @@ def average_precisions(
     ``detections`` must only name images of ``images``; an image without detections counts its
     GT as misses. See the module docstring for the exact semantics.
     """
+    return _average_precisions(images, detections, metric, iou_threshold)[0]
+
+
+def _average_precisions(images, detections, metric, iou_threshold):
+    """AP per class and the largest class index seen (GluonCV averages classes 0..that)."""
     if metric not in METRICS:
         raise ValueError(f"metric: expected one of {', '.join(METRICS)}, got {metric!r}")
     if not 0.0 < iou_threshold <= 1.0:
@@ -359,7 +380,9 @@ def average_precisions(
     position = {image_id: i for i, image_id in enumerate(ids)}
     if len(position) != len(ids):
         raise ValueError("images: expected each image id once, got repeated ids")
-    dets = check_detections(detections.arrays(), "detections", known_ids=position)
+    dets = check_detections(
+        detections.arrays(), "detections", known_ids=position, known_as="evaluated images"
+    )
     row_position = np.array([position[i] for i in dets.image_ids.tolist()], dtype=np.int64)
     n_images = max(len(images), 1)
     g_image, g_labels, g_boxes, g_difficult = _ground_truth(images)
@@ -378,7 +401,8 @@ def average_precisions(
         block = slice(bounds[c], bounds[c + 1])
         ranked = match[block][np.argsort(scores[block])[::-1]]
         aps[c] = _average_precision(ranked, int(n_pos[c]), metric)
-    return aps
+    seen = max(int(g_labels.max(initial=-1)), int(dets.labels.max(initial=-1)))
+    return aps, seen
 
 
 def accuracy_flag(
@@ -431,10 +455,8 @@ def evaluate(
     """
     if published_map is not None and not 0.0 <= published_map <= 1.0:
         raise ValueError(f"published_map: expected a fraction in [0, 1], got {published_map}")
-    aps = average_precisions(images, detections, metric, iou_threshold)
-    seen = [obj.label for image in images for obj in image.objects]
-    seen = max([*seen, *detections.labels.tolist()], default=-1)
-    # GluonCV averages over classes 0..(largest label seen); NaN-free sums then agree to the bit
+    aps, seen = _average_precisions(images, detections, metric, iou_threshold)
+    # GluonCV's nanmean runs over classes 0..(largest label seen): same sum, to the bit
     mean = float(np.nanmean(aps[: seen + 1])) if not np.isnan(aps).all() else math.nan
     difficult = sum(obj.difficult for image in images for obj in image.objects)
     return {
@@ -447,7 +469,7 @@ def evaluate(
         "images": len(images),
         "objects": sum(len(image.objects) for image in images),
         "difficult": difficult,
-        "detections": len(detections),
+        "detections": len(np.asarray(detections.scores)),
         "weights_untrained": bool(untrained),
         "published_mAP": published_map,
         "accuracy_flag": accuracy_flag(_finite_or_none(mean), published_map, untrained),
@@ -471,7 +493,9 @@ def evaluate_files(
     """
     split_images = load_split(devkit, split)
     by_id = {image.image_id: image for image in split_images}
-    detections = load_detections(detections_path, known_ids=by_id)
+    detections = load_detections(
+        detections_path, known_ids=by_id, known_as=f"image ids of split {split!r} in {devkit}"
+    )
     images = [by_id[image_id] for image_id in detections.image_ids.tolist()]
     return evaluate(
         images, detections, metric, iou_threshold, published_map=published_map,

@@ -1,0 +1,146 @@
+"""End-to-end: the workflow on a tiny synthetic config in a temporary directory.
+
+One full run (two models, CPU and an absent GPU), then checks of the outputs, MLflow read back
+through MlflowClient, a no-op rerun, and a per-model config change that reruns only that model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "report")
+MODELS = ["ssd_512_mobilenet1.0_voc", "yolo3_mobilenet1.0_voc"]
+TINY = {
+    "name": "tiny",
+    "voc": {"synthetic": {"images": 6, "seed": 3}},
+    "models": MODELS,
+    "weights": {"source": "untrained", "seed": 0},
+    "devices": ["cpu", "gpu0"],
+    "speed": {"images": 2, "size": 320, "modes": ["imperative", "hybrid"], "warmup": 1},
+    "voc_run": {"batch": 4, "warmup": 1},
+    "telemetry": {"interval_s": 0.05},
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    command = [sys.executable, "-m", "snakemake", *args, "--cores", "2"]
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+
+
+def pending_outputs(workdir: Path, configfile: str) -> set[tuple[str, str]]:
+    """(rule, output file) of every output ``snakemake --summary`` plans to update."""
+    summary = snakemake(workdir, "all", "--summary", "--configfile", configfile)
+    assert summary.returncode == 0, summary.stderr[-2000:]
+    rows = [line.split("\t") for line in summary.stdout.splitlines()[1:] if "\t" in line]
+    return {(row[2], row[0]) for row in rows if row[-1] == "update pending"}
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        copy = shutil.copytree if source.is_dir() else shutil.copy
+        copy(source, workdir / name)
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    done = snakemake(workdir, "all", "--configfile", "tiny.yaml")
+    assert done.returncode == 0, done.stderr[-4000:]
+    return workdir
+
+
+def test_summary_has_one_row_per_run_with_failed_gpu(workflow):
+    summary = pd.read_csv(workflow / "reports/tiny/summary.csv")
+    assert len(summary) == 2 * (2 * 2 + 2)  # models x (devices x modes + devices)
+    cpu = summary[summary.device == "cpu"]
+    gpu = summary[summary.device == "gpu0"]
+    assert (cpu.status == "ok").all() and (gpu.status == "failed").all()
+    assert gpu.error.str.contains("no GPU 0").all()
+    assert summary.untrained.all() and (summary.weights_source == "untrained").all()
+    assert (cpu.images_per_s > 0).all() and (cpu.latency_p50_ms > 0).all()
+    voc = cpu[cpu.kind == "voc"]
+    assert voc.mAP.between(0, 1).all()
+
+
+def test_map_json_has_metric_fields(workflow):
+    body = json.loads((workflow / "results/tiny/voc/yolo3_mobilenet1.0_voc/cpu/map.json").read_text())
+    for key in ("mAP", "ap_per_class", "metric", "iou_threshold", "images", "objects"):
+        assert key in body
+    assert body["metric"] == "voc07" and body["images"] == 6
+    assert body["weights_untrained"] is True and body["accuracy_flag"] is None
+
+
+def test_detections_follow_the_contract(workflow):
+    import numpy as np
+
+    with np.load(workflow / "results/tiny/voc/ssd_512_mobilenet1.0_voc/cpu/detections.npz",
+                 allow_pickle=False) as npz:  # fmt: skip
+        assert npz["image_ids"].shape == (6,) and npz["boxes"].shape[1] == 4
+        assert npz["labels"].dtype == np.int64 and npz["scores"].dtype == np.float32
+        assert len(npz["image_index"]) == len(npz["labels"]) > 0
+
+
+def test_mlflow_runs_read_back_with_client(workflow):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workflow}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("detbench-tiny")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    assert len(runs) == 12
+    statuses = {(r.data.tags["device"], r.info.status) for r in runs}
+    assert statuses == {("cpu", "FINISHED"), ("gpu0", "FAILED")}
+    voc = next(
+        r for r in runs
+        if r.data.tags["kind"] == "voc" and r.data.tags["device"] == "cpu"
+        and r.data.tags["model"] == MODELS[0]
+    )  # fmt: skip
+    assert voc.data.tags["weights"] == "untrained" and voc.data.tags["untrained"] == "true"
+    assert "mAP" in voc.data.metrics and "AP_person" in voc.data.metrics
+    assert voc.data.metrics["total_wall_s"] > 0
+    history = client.get_metric_history(voc.info.run_id, "telemetry/ram_used_mb")
+    assert len(history) > 1 and [m.step for m in history] == list(range(len(history)))
+    artifacts = {a.path for a in client.list_artifacts(voc.info.run_id)}
+    assert {"result.json", "telemetry.csv", "map.json", "detections.npz"} <= artifacts
+
+
+def test_every_figure_is_drawn(workflow):
+    from detbench.report.captions import FIGURES
+
+    for key in FIGURES:
+        assert (workflow / f"reports/tiny/figures/{key}.png").stat().st_size > 1000
+
+
+def test_second_run_has_nothing_to_do(workflow):
+    dry = snakemake(workflow, "all", "-n", "--configfile", "tiny.yaml")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_one_model_change_reruns_that_model_and_the_report_only(workflow):
+    changed = {**TINY, "overrides": {MODELS[1]: {"voc_run": {"batch": 2}}}}
+    (workflow / "changed.yaml").write_text(yaml.safe_dump(changed))
+    pending = pending_outputs(workflow, "changed.yaml")
+    voc_dirs = [f"results/tiny/voc/{MODELS[1]}/{device}" for device in ("cpu", "gpu0")]
+    expected = {("aggregate", "reports/tiny/summary.csv")}
+    for run in voc_dirs:
+        expected |= {
+            ("voc", f"{run}/result.json"),
+            ("voc", f"{run}/telemetry.csv"),
+            ("voc", f"{run}/detections.npz"),
+            ("evaluate", f"{run}/map.json"),
+            ("track_voc", f"{run}/mlflow.json"),
+        }
+    from detbench.report.captions import FIGURES
+
+    expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
+    assert pending == expected
