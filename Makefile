@@ -1,6 +1,7 @@
 # The README's two commands: `make demo` and `make test`. Both build .venv when missing.
 PYTHON ?= python3
-PYTHON36 ?= $(shell command -v python3.6 >/dev/null 2>&1 && pyenv which python3.6 2>/dev/null || command -v python3.6)
+# The seed device stack's interpreter: pyenv's 3.6, else a python3.6 on PATH.
+PYTHON36 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.6*/bin/python3.6) $(shell command -v python3.6))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -8,11 +9,23 @@ CORES ?= 2
 
 .PHONY: demo test lint unit ui bench clean-demo
 
+VENV36 := .venv36
+STAMP36 := $(VENV36)/.installed
+
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=23"
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# pip 21 (the last for Python 3.6) mishandles extra file:// indexes in a global pip.conf, so the
+# seed venv reads PyPI only.
+$(STAMP36): requirements-seed36.txt
+	test -n "$(PYTHON36)" || { echo "python3.6 not found: install it (pyenv install 3.6) or set PYTHON36"; exit 1; }
+	$(PYTHON36) -m venv $(VENV36)
+	PIP_CONFIG_FILE=/dev/null $(VENV36)/bin/pip install --quiet "pip<22"
+	PIP_CONFIG_FILE=/dev/null $(VENV36)/bin/pip install --quiet -r requirements-seed36.txt
 	touch $@
 
 demo: $(STAMP)
@@ -23,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
 
-unit: $(STAMP)
+unit: $(STAMP) $(STAMP36)
 	$(BIN)/python -m pytest
 
 test: lint unit

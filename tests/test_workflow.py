@@ -7,18 +7,13 @@ through MlflowClient, a no-op rerun, and a per-model config change that reruns o
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from helpers import copy_workflow, snakemake
 
-REPO = Path(__file__).resolve().parent.parent
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "report")
 MODELS = ["ssd_512_mobilenet1.0_voc", "yolo3_mobilenet1.0_voc"]
 TINY = {
     "name": "tiny",
@@ -32,12 +27,6 @@ TINY = {
 }
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    command = [sys.executable, "-m", "snakemake", *args, "--cores", "2"]
-    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
-
-
 def pending_outputs(workdir: Path, configfile: str) -> set[tuple[str, str]]:
     """(rule, output file) of every output ``snakemake --summary`` plans to update."""
     summary = snakemake(workdir, "all", "--summary", "--configfile", configfile)
@@ -48,12 +37,7 @@ def pending_outputs(workdir: Path, configfile: str) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("workflow")
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        copy = shutil.copytree if source.is_dir() else shutil.copy
-        copy(source, workdir / name)
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"), TINY, "tiny.yaml")
     done = snakemake(workdir, "all", "--configfile", "tiny.yaml")
     assert done.returncode == 0, done.stderr[-4000:]
     return workdir
@@ -73,7 +57,9 @@ def test_summary_has_one_row_per_run_with_failed_gpu(workflow):
 
 
 def test_map_json_has_metric_fields(workflow):
-    body = json.loads((workflow / "results/tiny/voc/yolo3_mobilenet1.0_voc/cpu/map.json").read_text())
+    body = json.loads(
+        (workflow / "results/tiny/voc/yolo3_mobilenet1.0_voc/cpu/map.json").read_text()
+    )
     for key in ("mAP", "ap_per_class", "metric", "iou_threshold", "images", "objects"):
         assert key in body
     assert body["metric"] == "voc07" and body["images"] == 6
