@@ -44,6 +44,11 @@ test: lint unit
 ui: $(STAMP)
 	$(BIN)/detbench ui
 
+# The Snakemake HTML report of the demo (run `make demo` first): figures with their captions.
+.PHONY: report
+report: $(STAMP)
+	$(BIN)/snakemake --report reports/demo/report.html --cores $(CORES) --configfile config/demo.yaml
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 

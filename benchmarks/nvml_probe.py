@@ -9,6 +9,7 @@ psutil. From the repository root::
 
 Exits 1 when NVML cannot be opened (the reason is printed).
 """
+
 import json
 import os
 import sys
@@ -38,8 +39,11 @@ def main(argv):
         csv_text = handle.read()
     report = {
         "host": hostinfo.host_facts(0),
-        "nvml_sample_ms": {"median": round(costs[len(costs) // 2] * 1e3, 3),
-                           "max": round(costs[-1] * 1e3, 3), "n": len(costs)},
+        "nvml_sample_ms": {
+            "median": round(costs[len(costs) // 2] * 1e3, 3),
+            "max": round(costs[-1] * 1e3, 3),
+            "n": len(costs),
+        },
         "backend": sampler.backend_name,
         "throttle_reasons_seen": sampler.throttle_reasons,
         "errors": sampler.errors,

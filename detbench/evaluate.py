@@ -345,7 +345,7 @@ def _average_precision(match: np.ndarray, n_pos: int, metric: str) -> float:
         mpre = np.concatenate(([0.0], precision, [0.0]))
         mpre = np.maximum.accumulate(mpre[::-1])[::-1]
         i = np.flatnonzero(mrec[1:] != mrec[:-1])
-        return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+        return min(float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1])), 1.0)
     if len(recall) == 0:
         return 0.0
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
@@ -353,7 +353,7 @@ def _average_precision(match: np.ndarray, n_pos: int, metric: str) -> float:
     ap = 0.0
     for i in first.tolist():
         ap += (float(envelope[i]) if i < len(recall) else 0.0) / 11.0
-    return ap
+    return min(ap, 1.0)  # eleven sums of 1/11 overshoot 1 by an ulp, as in GluonCV
 
 
 def average_precisions(

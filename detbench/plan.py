@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 
+from detbench import weights as weight_sources
 from detbench import zoo
 
 
@@ -26,6 +27,9 @@ def check_config(config: dict) -> None:
     stray = sorted(set(config.get("overrides", {})) - set(config["models"]))
     if stray:
         raise ConfigError(f"overrides: {', '.join(stray)} not listed under models")
+    problems = weight_sources.config_errors(config["weights"], config["models"])
+    if problems:
+        raise ConfigError("weights: " + "; ".join(problems))
 
 
 def results_dir(config: dict) -> str:
@@ -56,12 +60,28 @@ def settings(config: dict, model: str, section: str) -> dict:
     return dict(sorted(merged.items()))
 
 
-def weights_source(config: dict) -> str:
-    return config["weights"]["source"]
+def weights_source(config: dict, model: str) -> str:
+    return weight_sources.source_for(config["weights"], model)
 
 
 def weights_path(config: dict, model: str) -> str:
-    return f"weights/{weights_source(config)}/{model}.params"
+    return f"weights/{weights_source(config, model)}/{model}.params"
+
+
+def weights_settings(config: dict, model: str) -> dict:
+    """The slice of ``weights`` that fetching one model's weights reads (so that changing
+    another model's entry does not rerun this one)."""
+    weights = config["weights"]
+    entry = {"seed": weights["seed"]}
+    if model in weights.get("files", {}):
+        entry["files"] = {model: weights["files"][model]}
+    return entry
+
+
+def quantize_input_path(config: dict, model: str) -> str:
+    """The FP32 weights that the ``quantized`` source quantizes for ``model``."""
+    source, fp32_model = weight_sources.quantize_input(config["weights"], model)
+    return f"weights/{source}/{fp32_model}.params"
 
 
 def speed_dirs(config: dict) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from detbench import zoo
 from detbench.runner.nets import speed_shape
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RUN_OUTPUTS = ("result.json", "telemetry.csv", "detections.npz")
 
 
 class RunnerCrashed(RuntimeError):
@@ -29,13 +31,9 @@ def read_json(path: str | Path) -> dict:
 
 
 def weights_entry(params_path: str, sidecar_path: str) -> dict:
-    sidecar = read_json(sidecar_path)
-    return {
-        "path": params_path,
-        "source": sidecar["source"],
-        "untrained": bool(sidecar["untrained"]),
-        "sha256": sidecar["sha256"],
-    }
+    from detbench.weights import runner_entry  # detbench.weights imports this module
+
+    return runner_entry(params_path, sidecar_path)
 
 
 def build_spec(
@@ -100,10 +98,43 @@ def execute(spec: dict, run_dir: str | Path, python: str | None, log_path: str |
     with open(log_path, "a") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        runner = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            code = runner.wait()
+        except BaseException:  # Ctrl-C: stop the runner, then leave no partial output behind
+            _stop(runner)
+            remove_outputs(run_dir)
+            raise
     if not result_path.exists():
         raise RunnerCrashed(
             f"the runner exited with code {code} and recorded no result in {run_dir}; "
             f"see {log_path}"
         )
     return read_json(result_path)
+
+
+def _stop(runner: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Let an interrupted runner finish its own interrupt handling (Ctrl-C reaches the whole
+    process group), then interrupt it, then kill it."""
+    for action in (None, signal.SIGINT, signal.SIGKILL):
+        if action is not None and runner.poll() is None:
+            runner.send_signal(action)
+        try:
+            runner.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def remove_outputs(run_dir: str | Path) -> None:
+    """Delete the run files of an interrupted run (and their temporary files).
+
+    A Snakemake job interrupted part-way leaves its existing outputs marked incomplete, and the
+    next ``snakemake`` then refuses to start (IncompleteFilesException); an interrupted run's
+    telemetry.csv is half a series anyway. ``spec.json`` stays: it is rewritten by the next run.
+    """
+    run_dir = Path(run_dir)
+    for name in RUN_OUTPUTS:
+        (run_dir / name).unlink(missing_ok=True)
+    for leftover in sorted(run_dir.glob("*.tmp*")):
+        leftover.unlink(missing_ok=True)

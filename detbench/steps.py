@@ -81,15 +81,46 @@ def sample_speed_images(dataset_json: str, images: int, seed: int, out: str, log
 
 
 def fetch_weights(
-    model: str, weights: dict, python: str | None, params: str, sidecar: str, log: str
+    model: str,
+    source: str,
+    weights: dict,
+    python: str | None,
+    params: str,
+    sidecar: str,
+    log: str,
+) -> None:
+    """``source`` is the output's (``weights/<source>/``): a model's own source, or the FP32
+    source of a quantized model (``weights.quantize.from``)."""
+    from detbench import weights as weight_sources
+
+    with logging_to(log):
+        if source == "untrained":
+            weight_sources.make_untrained(model, weights["seed"], params, sidecar, python, log)
+        else:
+            weight_sources.fetch_pretrained(model, weights, params, sidecar, source=source)
+
+
+def quantize_weights(
+    model: str,
+    quantize: dict,
+    size: int,
+    python: str | None,
+    fp32_params: str,
+    fp32_sidecar: str,
+    dataset_json: str,
+    images_txt: str,
+    params: str,
+    sidecar: str,
+    log: str,
 ) -> None:
     from detbench import weights as weight_sources
 
     with logging_to(log):
-        if weights["source"] == "untrained":
-            weight_sources.make_untrained(model, weights["seed"], params, sidecar, python, log)
-        else:
-            weight_sources.fetch_pretrained(model, weights, params, sidecar)
+        devkit = runs.read_json(dataset_json)["devkit"]
+        weight_sources.make_quantized(
+            model, quantize, fp32_params, fp32_sidecar, devkit, images_txt, size,
+            params, sidecar, python, log,
+        )  # fmt: skip
 
 
 def run_benchmark(
@@ -194,12 +225,11 @@ def aggregate(tracked: list[str], out: str, log: str) -> None:
 
 
 def plots(summary: str, figures: list[str], log: str) -> None:
-    from detbench.report.figures import draw_all
+    """Draw each of ``figures`` (``<dir>/<key>.png``, ``key`` in FIGURES) from the summary."""
+    from detbench.report.aggregate import read_summary
+    from detbench.report.figures import draw
 
     with logging_to(log):
-        out_dir = {str(Path(f).parent) for f in figures}
-        (directory,) = out_dir
-        written = {str(p) for p in draw_all(summary, directory)}
-        missing = sorted(set(figures) - written)
-        if missing:
-            raise RuntimeError(f"figures not drawn: {', '.join(missing)}")
+        table = read_summary(summary)
+        for figure in figures:
+            draw(Path(figure).stem, table, figure)

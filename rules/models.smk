@@ -9,10 +9,38 @@ rule fetch_weights:
         "logs/weights/{source}/{model}.log",
     conda:
         ENV
+    wildcard_constraints:
+        source="gluoncv|untrained|file",
     params:
-        weights=config["weights"],
+        weights=lambda wildcards: plan.weights_settings(config, wildcards.model),
         python=config["runner"]["python"],
     message:
         "Getting {wildcards.source} weights of {wildcards.model}"
     script:
         "../scripts/fetch_weights.py"
+
+
+rule quantize_weights:
+    input:
+        fp32_params=lambda wildcards: plan.quantize_input_path(config, wildcards.model),
+        fp32_sidecar=lambda wildcards: plan.quantize_input_path(config, wildcards.model).replace(
+            ".params", ".json"
+        ),
+        dataset=rules.check_voc.output.dataset,
+        images=rules.sample_speed_images.output.images,
+    output:
+        params="weights/quantized/{model}.params",
+        sidecar="weights/quantized/{model}.json",
+        symbol="weights/quantized/{model}-symbol.json",
+    log:
+        "logs/weights/quantized/{model}.log",
+    conda:
+        ENV
+    params:
+        quantize=config["weights"]["quantize"],
+        size=lambda wildcards: plan.settings(config, wildcards.model, "speed")["size"],
+        python=config["runner"]["python"],
+    message:
+        "INT8-quantizing {wildcards.model} (MXNet quantize_net, calibrated on the speed sample)"
+    script:
+        "../scripts/quantize_weights.py"

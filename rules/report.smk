@@ -1,11 +1,21 @@
-# Aggregation into summary.csv, then the comparison figures.
+# Aggregation into summary.csv, then one job per comparison figure. Every figure goes into the
+# HTML report (snakemake --report) with its own caption, category and labels (detbench.report.html).
+from detbench.report import html
+
+
+report: "../report/workflow.rst"
 
 
 rule aggregate:
     input:
         tracked=[f"{run}/mlflow.json" for run in plan.run_dirs(config)],
     output:
-        summary=f"{REPORTS}/summary.csv",
+        summary=report(
+            f"{REPORTS}/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"table": "every run (summary.csv)"},
+        ),
     log:
         f"{LOGS}/aggregate.log",
     conda:
@@ -19,15 +29,21 @@ rule plots:
         summary=rules.aggregate.output.summary,
     output:
         figures=report(
-            figure_files(),
-            caption="../report/figures.rst",
-            category="Figures",
+            [f"{REPORTS}/figures/{{figure}}.png"],
+            caption="../report/figure.rst",
+            category=html.category,
+            labels=html.labels,
         ),
     log:
-        f"{LOGS}/plots.log",
+        f"{LOGS}/plots/{{figure}}.log",
+    wildcard_constraints:
+        figure=html.FIGURE_PATTERN,
     conda:
         ENV
+    params:
+        caption=html.caption,
+        experiment=html.experiment,
     message:
-        "Drawing the comparison figures"
+        "Drawing figure {wildcards.figure}"
     script:
         "../scripts/plots.py"

@@ -4,6 +4,7 @@ jtop and pynvml are replaced by fakes that follow their documented APIs: jetson-
 (``jtop/jtop.py`` docstrings of stats, memory, gpu, power, temperature, board, nvpmodel; the 3.x
 layout for the JetPack 4 seed stack) and nvidia-ml-py's ``pynvml.py``.
 """
+
 import json
 import os
 import subprocess
@@ -18,13 +19,25 @@ from detbench.runner import hostinfo, telemetry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON36 = os.environ.get("DETBENCH_PYTHON36", "/root/.pyenv/versions/3.6.15/bin/python3.6")
-HEADER = ("t_s,cpu_percent,ram_used_mb,swap_used_mb,gpu_util_percent,gpu_temp_c,cpu_temp_c,"
-          "gpu_mem_used_mb,power_w")
-HOST_KEYS = {"hostname", "platform", "machine", "cpu_model", "cpu_cores_physical",
-             "cpu_cores_logical", "gpu_name", "gpu_driver", "jetson"}
+HEADER = (
+    "t_s,cpu_percent,ram_used_mb,swap_used_mb,gpu_util_percent,gpu_temp_c,cpu_temp_c,"
+    "gpu_mem_used_mb,power_w"
+)
+HOST_KEYS = {
+    "hostname",
+    "platform",
+    "machine",
+    "cpu_model",
+    "cpu_cores_physical",
+    "cpu_cores_logical",
+    "gpu_name",
+    "gpu_driver",
+    "jetson",
+}
 
 
 # --------------------------------------------------------------------------- fakes
+
 
 class _Series:
     """Values handed out one per call; the last one repeats."""
@@ -40,8 +53,15 @@ class _Series:
         return value
 
 
-def fake_pynvml(temps=(40,), power_mw=(50000,), reasons=(0x1,), event_reasons=True,
-                init_error=False, name=b"NVIDIA H100 80GB HBM3", devices=4):
+def fake_pynvml(
+    temps=(40,),
+    power_mw=(50000,),
+    reasons=(0x1,),
+    event_reasons=True,
+    init_error=False,
+    name=b"NVIDIA H100 80GB HBM3",
+    devices=4,
+):
     """A ``pynvml`` module: nvmlInit/Shutdown, handles by index/UUID, utilisation, temperature,
     memory, power (mW) and clock event/throttle reasons, raising NVMLError subclasses."""
     mod = types.ModuleType("pynvml")
@@ -59,8 +79,7 @@ def fake_pynvml(temps=(40,), power_mw=(50000,), reasons=(0x1,), event_reasons=Tr
     mod.NVMLError_NotSupported = NVMLError_NotSupported
     mod.NVML_TEMPERATURE_GPU = 0
     mod.state = {"init": 0, "shutdown": 0, "handles": []}
-    temp_series, power_series, reason_series = (
-        _Series(temps), _Series(power_mw), _Series(reasons))
+    temp_series, power_series, reason_series = (_Series(temps), _Series(power_mw), _Series(reasons))
 
     def nvmlInit():
         if init_error:
@@ -153,40 +172,77 @@ class FakeJtop4:
     @property
     def stats(self):
         return {
-            "time": None, "uptime": None, "CPU1": 10, "CPU2": "OFF", "CPU3": 30, "CPU4": 20,
-            "RAM": 0.5, "SWAP": 0.1, "GPU": 55.0, "Temp AO": 44.0,
-            "Temp CPU": 40.5, "Temp GPU": 38.0 + self.tick, "Power POM_5V_IN": 5123,
-            "Power TOT": 5123, "jetson_clocks": "OFF", "nvp model": "MAXN",
+            "time": None,
+            "uptime": None,
+            "CPU1": 10,
+            "CPU2": "OFF",
+            "CPU3": 30,
+            "CPU4": 20,
+            "RAM": 0.5,
+            "SWAP": 0.1,
+            "GPU": 55.0,
+            "Temp AO": 44.0,
+            "Temp CPU": 40.5,
+            "Temp GPU": 38.0 + self.tick,
+            "Power POM_5V_IN": 5123,
+            "Power TOT": 5123,
+            "jetson_clocks": "OFF",
+            "nvp model": "MAXN",
         }
 
     @property
     def memory(self):
-        return {"RAM": {"tot": 4000000, "used": 2048000, "free": 1000, "buffers": 10,
-                        "cached": 20, "shared": self.memory_shared_kb, "lfb": 4},
-                "SWAP": {"tot": 2000000, "used": 102400, "cached": 0, "table": {}}}
+        return {
+            "RAM": {
+                "tot": 4000000,
+                "used": 2048000,
+                "free": 1000,
+                "buffers": 10,
+                "cached": 20,
+                "shared": self.memory_shared_kb,
+                "lfb": 4,
+            },
+            "SWAP": {"tot": 2000000, "used": 102400, "cached": 0, "table": {}},
+        }
 
     @property
     def gpu(self):
-        return {"gpu": {"type": "integrated", "status": {"load": 55.0},
-                        "freq": {"governor": "nvhost_podgov", "cur": 921600}}}
+        return {
+            "gpu": {
+                "type": "integrated",
+                "status": {"load": 55.0},
+                "freq": {"governor": "nvhost_podgov", "cur": 921600},
+            }
+        }
 
     @property
     def power(self):
-        return {"rail": {"POM_5V_IN": {"online": True, "power": 5123, "avg": 5000}},
-                "tot": {"power": 5123, "avg": 5000}}
+        return {
+            "rail": {"POM_5V_IN": {"online": True, "power": 5123, "avg": 5000}},
+            "tot": {"power": 5123, "avg": 5000},
+        }
 
     @property
     def temperature(self):
-        return {"AO": {"online": True, "temp": 44.0}, "CPU": {"online": True, "temp": 40.5},
-                "GPU": {"online": True, "temp": 38.0 + self.tick},
-                "PMIC": {"online": False, "temp": -256}}
+        return {
+            "AO": {"online": True, "temp": 44.0},
+            "CPU": {"online": True, "temp": 40.5},
+            "GPU": {"online": True, "temp": 38.0 + self.tick},
+            "PMIC": {"online": False, "temp": -256},
+        }
 
     @property
     def board(self):
-        return {"platform": {"Machine": "aarch64"},
-                "hardware": {"Model": "NVIDIA Jetson Nano Developer Kit", "Module": "P3448",
-                             "L4T": "32.4.3", "Jetpack": "4.4"},
-                "libraries": {"CUDA": "10.2"}}
+        return {
+            "platform": {"Machine": "aarch64"},
+            "hardware": {
+                "Model": "NVIDIA Jetson Nano Developer Kit",
+                "Module": "P3448",
+                "L4T": "32.4.3",
+                "Jetpack": "4.4",
+            },
+            "libraries": {"CUDA": "10.2"},
+        }
 
     @property
     def nvpmodel(self):
@@ -203,9 +259,19 @@ class FakeJtop3(FakeJtop4):
 
     @property
     def stats(self):
-        return {"CPU1": 12, "CPU2": 18, "CPU3": "OFF", "GPU": 60, "RAM": 2000000, "SWAP": 50,
-                "Temp CPU": 41.0, "Temp GPU": 39.5, "Temp PLL": 39.0, "power cur": 4200,
-                "power avg": 4000}
+        return {
+            "CPU1": 12,
+            "CPU2": 18,
+            "CPU3": "OFF",
+            "GPU": 60,
+            "RAM": 2000000,
+            "SWAP": 50,
+            "Temp CPU": 41.0,
+            "Temp GPU": 39.5,
+            "Temp PLL": 39.0,
+            "power cur": 4200,
+            "power avg": 4000,
+        }
 
     @property
     def ram(self):
@@ -229,9 +295,14 @@ class FakeJtop3(FakeJtop4):
 
     @property
     def board(self):
-        return {"info": {"machine": "NVIDIA Jetson Nano (Developer Kit Version)",
-                         "jetpack": "4.4", "L4T": "32.4.3"},
-                "hardware": {"TYPE": "Nano", "BOARD": "P3449-0000"}}
+        return {
+            "info": {
+                "machine": "NVIDIA Jetson Nano (Developer Kit Version)",
+                "jetpack": "4.4",
+                "L4T": "32.4.3",
+            },
+            "hardware": {"TYPE": "Nano", "BOARD": "P3449-0000"},
+        }
 
 
 def jtop_module(cls):
@@ -260,6 +331,7 @@ def _csv_lines(path):
 
 # --------------------------------------------------------------------------- backend choice
 
+
 def test_auto_with_jtop_ok_picks_jtop(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "jtop", jtop_module(FakeJtop4))
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
@@ -285,7 +357,8 @@ def test_auto_with_jtop_failing_falls_to_nvml(monkeypatch, tmp_path):
     assert sampler.backend_name == "nvml"
     assert sampler.fallback_reasons == [
         "jtop: RuntimeError: The jtop.service is not active. Please run: sudo jtop "
-        "--install-service"]
+        "--install-service"
+    ]
     assert nvml.state["init"] == 1 and nvml.state["shutdown"] == 1
 
 
@@ -306,8 +379,10 @@ def test_auto_without_jtop_and_nvml_falls_to_psutil(no_sensor_libs, tmp_path):
     sampler.stop()
     assert sampler.backend_name == "psutil"
     assert [reason.split(":")[0] for reason in sampler.fallback_reasons] == ["jtop", "pynvml"]
-    assert all("ImportError" in reason or "ModuleNotFoundError" in reason
-               for reason in sampler.fallback_reasons)
+    assert all(
+        "ImportError" in reason or "ModuleNotFoundError" in reason
+        for reason in sampler.fallback_reasons
+    )
 
 
 def test_auto_with_nvml_library_missing_falls_to_psutil(monkeypatch):
@@ -344,6 +419,7 @@ def test_forced_psutil_skips_present_gpu_libraries(monkeypatch):
 
 
 # --------------------------------------------------------------------------- readings
+
 
 def test_columns_are_exactly_the_contract(no_sensor_libs, tmp_path):
     path = str(tmp_path / "deep" / "run" / "telemetry.csv")
@@ -420,9 +496,14 @@ def test_nvml_follows_cuda_visible_devices(monkeypatch):
 def test_jtop4_reading_maps_units_and_skips_offline_sensors():
     row = telemetry.read_jtop(FakeJtop4())
     assert row == {
-        "cpu_percent": 20.0, "ram_used_mb": 2000.0, "swap_used_mb": 100.0,
-        "gpu_util_percent": 55.0, "gpu_temp_c": 38.0, "cpu_temp_c": 40.5,
-        "gpu_mem_used_mb": 300.0, "power_w": 5.123,
+        "cpu_percent": 20.0,
+        "ram_used_mb": 2000.0,
+        "swap_used_mb": 100.0,
+        "gpu_util_percent": 55.0,
+        "gpu_temp_c": 38.0,
+        "cpu_temp_c": 40.5,
+        "gpu_mem_used_mb": 300.0,
+        "power_w": 5.123,
     }
 
 
@@ -435,13 +516,19 @@ def test_jtop4_shared_memory_equal_to_total_is_not_a_reading():
 def test_jtop3_reading_maps_units():
     row = telemetry.read_jtop(FakeJtop3())
     assert row == {
-        "cpu_percent": 15.0, "ram_used_mb": 2000000 / 1024.0, "swap_used_mb": 50.0,
-        "gpu_util_percent": 60.0, "gpu_temp_c": 39.5, "cpu_temp_c": 41.0,
-        "gpu_mem_used_mb": 200.0, "power_w": 4.2,
+        "cpu_percent": 15.0,
+        "ram_used_mb": 2000000 / 1024.0,
+        "swap_used_mb": 50.0,
+        "gpu_util_percent": 60.0,
+        "gpu_temp_c": 39.5,
+        "cpu_temp_c": 41.0,
+        "gpu_mem_used_mb": 200.0,
+        "power_w": 4.2,
     }
 
 
 # --------------------------------------------------------------------------- summary
+
 
 def _write_csv(path, lines):
     with open(path, "w") as handle:
@@ -450,24 +537,38 @@ def _write_csv(path, lines):
 
 def test_summary_math_on_a_crafted_csv(tmp_path):
     path = str(tmp_path / "telemetry.csv")
-    _write_csv(path, [
-        "0.000,,1000.0,100.0,,,50.0,,10.000",
-        "1.000,5.0,1200.0,150.0,90.0,40.0,55.5,,20.000",
-        "2.000,5.0,1100.0,120.0,90.0,42.0,,,",
-        "4.000,5.0,1150.0,130.0,90.0,41.0,52.0,,30.000",
-    ])
-    summary = telemetry.summarize(telemetry.read_csv(path), backend="nvml", interval_s=1.0,
-                                  image_count=9, throttled=False)
+    _write_csv(
+        path,
+        [
+            "0.000,,1000.0,100.0,,,50.0,,10.000",
+            "1.000,5.0,1200.0,150.0,90.0,40.0,55.5,,20.000",
+            "2.000,5.0,1100.0,120.0,90.0,42.0,,,",
+            "4.000,5.0,1150.0,130.0,90.0,41.0,52.0,,30.000",
+        ],
+    )
+    summary = telemetry.summarize(
+        telemetry.read_csv(path), backend="nvml", interval_s=1.0, image_count=9, throttled=False
+    )
     assert tuple(summary) == telemetry.SUMMARY_KEYS
     assert summary == {
-        "backend": "nvml", "interval_s": 1.0, "samples": 4, "duration_s": 4.0,
-        "gpu_temp_c_start": 40.0, "gpu_temp_c_end": 41.0, "gpu_temp_c_max": 42.0,
+        "backend": "nvml",
+        "interval_s": 1.0,
+        "samples": 4,
+        "duration_s": 4.0,
+        "gpu_temp_c_start": 40.0,
+        "gpu_temp_c_end": 41.0,
+        "gpu_temp_c_max": 42.0,
         "gpu_temp_c_delta": 1.0,
-        "swap_used_mb_start": 100.0, "swap_used_mb_end": 130.0, "swap_used_mb_max": 150.0,
+        "swap_used_mb_start": 100.0,
+        "swap_used_mb_end": 130.0,
+        "swap_used_mb_max": 150.0,
         "swap_used_mb_delta": 30.0,
-        "ram_used_mb_max": 1200.0, "cpu_temp_c_max": 55.5,
+        "ram_used_mb_max": 1200.0,
+        "cpu_temp_c_max": 55.5,
         # trapezoids 0-1 s: 15 J, 1-4 s (the empty reading bridged): 75 J
-        "power_w_mean": 22.5, "energy_j": 90.0, "energy_j_per_image": 10.0,
+        "power_w_mean": 22.5,
+        "energy_j": 90.0,
+        "energy_j_per_image": 10.0,
         "throttled": False,
     }
 
@@ -475,7 +576,7 @@ def test_summary_math_on_a_crafted_csv(tmp_path):
 def test_summary_keys_match_docs_contract():
     with open(os.path.join(REPO, "docs", "contracts.md")) as handle:
         text = handle.read()
-    block = text[text.index('"telemetry": {'):text.index('"started_at"')]
+    block = text[text.index('"telemetry": {') : text.index('"started_at"')]
     for key in telemetry.SUMMARY_KEYS:
         assert f'"{key}"' in block
 
@@ -486,7 +587,10 @@ def test_summary_of_one_power_reading_has_mean_but_no_energy():
     rows[1].update(t_s=0.5)
     summary = telemetry.summarize(rows, image_count=3)
     assert (summary["power_w_mean"], summary["energy_j"], summary["energy_j_per_image"]) == (
-        7.0, None, None)
+        7.0,
+        None,
+        None,
+    )
 
 
 def test_read_csv_rejects_other_columns(tmp_path):
@@ -498,33 +602,50 @@ def test_read_csv_rejects_other_columns(tmp_path):
 
 
 def test_sampler_summary_from_fake_nvml_series(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(
-        temps=(40, 45, 52, 50), power_mw=(100000, 200000, 300000, 300000)))
+    monkeypatch.setitem(
+        sys.modules,
+        "pynvml",
+        fake_pynvml(temps=(40, 45, 52, 50), power_mw=(100000, 200000, 300000, 300000)),
+    )
     path = str(tmp_path / "t.csv")
     with telemetry.TelemetrySampler(path, interval_s=0.02, backend="nvml") as sampler:
         _wait_rows(sampler, 4)
     summary = sampler.summary(image_count=5)
     assert summary == telemetry.summarize(
-        telemetry.read_csv(path), backend="nvml", interval_s=0.02, image_count=5,
-        throttled=summary["throttled"])
-    assert (summary["gpu_temp_c_start"], summary["gpu_temp_c_end"],
-            summary["gpu_temp_c_max"], summary["gpu_temp_c_delta"]) == (40.0, 50.0, 52.0, 10.0)
+        telemetry.read_csv(path),
+        backend="nvml",
+        interval_s=0.02,
+        image_count=5,
+        throttled=summary["throttled"],
+    )
+    assert (
+        summary["gpu_temp_c_start"],
+        summary["gpu_temp_c_end"],
+        summary["gpu_temp_c_max"],
+        summary["gpu_temp_c_delta"],
+    ) == (40.0, 50.0, 52.0, 10.0)
     rows = sampler.rows
-    expected = sum((b["t_s"] - a["t_s"]) * (a["power_w"] + b["power_w"]) / 2
-                   for a, b in zip(rows, rows[1:], strict=False))
+    expected = sum(
+        (b["t_s"] - a["t_s"]) * (a["power_w"] + b["power_w"]) / 2
+        for a, b in zip(rows, rows[1:], strict=False)
+    )
     assert summary["energy_j"] == pytest.approx(expected, abs=1e-3)
     assert summary["energy_j_per_image"] == pytest.approx(summary["energy_j"] / 5, abs=1e-6)
     assert 100.0 < summary["power_w_mean"] <= 300.0
     assert summary["samples"] == len(rows) and summary["backend"] == "nvml"
 
 
-@pytest.mark.parametrize("reasons, event_api, expected, names", [
-    ((0x1, 0x4, 0x1), True, True, ["GpuIdle", "SwPowerCap"]),
-    ((0x1, 0x2), True, False, ["GpuIdle", "ApplicationsClocksSetting"]),
-    ((0x0, 0x40), False, True, ["HwThermalSlowdown"]),
-])
-def test_throttled_flag_from_nvml_clock_reasons(monkeypatch, tmp_path, reasons, event_api,
-                                                expected, names):
+@pytest.mark.parametrize(
+    "reasons, event_api, expected, names",
+    [
+        ((0x1, 0x4, 0x1), True, True, ["GpuIdle", "SwPowerCap"]),
+        ((0x1, 0x2), True, False, ["GpuIdle", "ApplicationsClocksSetting"]),
+        ((0x0, 0x40), False, True, ["HwThermalSlowdown"]),
+    ],
+)
+def test_throttled_flag_from_nvml_clock_reasons(
+    monkeypatch, tmp_path, reasons, event_api, expected, names
+):
     nvml = fake_pynvml(reasons=reasons, event_reasons=event_api)
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     with telemetry.TelemetrySampler(str(tmp_path / "t.csv"), 0.02, "nvml") as sampler:
@@ -536,7 +657,8 @@ def test_throttled_flag_from_nvml_clock_reasons(monkeypatch, tmp_path, reasons, 
 def test_throttled_is_none_when_nvml_cannot_tell(monkeypatch, tmp_path):
     nvml = fake_pynvml()
     nvml.nvmlDeviceGetCurrentClocksThrottleReasons = lambda handle: (_ for _ in ()).throw(
-        nvml.NotSupported())
+        nvml.NotSupported()
+    )
     nvml.nvmlDeviceGetCurrentClocksEventReasons = nvml.nvmlDeviceGetCurrentClocksThrottleReasons
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     with telemetry.TelemetrySampler(str(tmp_path / "t.csv"), 0.02, "nvml") as sampler:
@@ -545,6 +667,7 @@ def test_throttled_is_none_when_nvml_cannot_tell(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- lifecycle
+
 
 def test_stop_takes_a_final_sample_and_ends_the_thread(no_sensor_libs, tmp_path):
     path = str(tmp_path / "t.csv")
@@ -581,6 +704,7 @@ def test_interval_must_be_positive(tmp_path):
 
 # --------------------------------------------------------------------------- host facts
 
+
 def test_host_facts_without_gpu_libraries(no_sensor_libs, monkeypatch):
     monkeypatch.setattr(hostinfo, "_jetson_from_files", lambda: None)
     facts = hostinfo.host_facts()
@@ -599,29 +723,45 @@ def test_host_facts_reads_nvml_name_and_driver(monkeypatch):
     assert nvml.state["handles"] == [2] and nvml.state["shutdown"] == 1
 
 
-@pytest.mark.parametrize("client, board", [
-    (FakeJtop4, "NVIDIA Jetson Nano Developer Kit"),
-    (FakeJtop3, "NVIDIA Jetson Nano (Developer Kit Version)"),
-])
+@pytest.mark.parametrize(
+    "client, board",
+    [
+        (FakeJtop4, "NVIDIA Jetson Nano Developer Kit"),
+        (FakeJtop3, "NVIDIA Jetson Nano (Developer Kit Version)"),
+    ],
+)
 def test_host_facts_reads_jetson_board_from_jtop(monkeypatch, client, board):
     monkeypatch.setitem(sys.modules, "jtop", jtop_module(client))
     monkeypatch.setitem(sys.modules, "pynvml", None)
     monkeypatch.setattr(hostinfo, "_jetson_from_files", lambda: None)
     assert hostinfo.host_facts()["jetson"] == {
-        "board": board, "jetpack": "4.4", "l4t": "32.4.3", "nvpmodel": "MAXN"}
+        "board": board,
+        "jetpack": "4.4",
+        "l4t": "32.4.3",
+        "nvpmodel": "MAXN",
+    }
 
 
 def test_host_facts_reads_l4t_files_without_jtop(no_sensor_libs, monkeypatch):
     files = {
         "/etc/nv_tegra_release": "# R32 (release), REVISION: 4.3, GCID: 21589087, BOARD: "
-                                 "t210ref, EABI: aarch64, DATE: Fri Jun 26 04:38:25 UTC 2020",
+        "t210ref, EABI: aarch64, DATE: Fri Jun 26 04:38:25 UTC 2020",
         "/proc/device-tree/model": "NVIDIA Jetson Nano Developer Kit",
     }
     monkeypatch.setattr(hostinfo, "_read", files.get)
-    monkeypatch.setattr(hostinfo, "_run", lambda command, timeout=5.0: (
-        "NV Power Mode: MAXN\n0\n" if command[0] == "nvpmodel" else None))
-    assert hostinfo.jetson_facts() == {"board": "NVIDIA Jetson Nano Developer Kit",
-                                       "jetpack": None, "l4t": "32.4.3", "nvpmodel": "MAXN"}
+    monkeypatch.setattr(
+        hostinfo,
+        "_run",
+        lambda command, timeout=5.0: (
+            "NV Power Mode: MAXN\n0\n" if command[0] == "nvpmodel" else None
+        ),
+    )
+    assert hostinfo.jetson_facts() == {
+        "board": "NVIDIA Jetson Nano Developer Kit",
+        "jetpack": None,
+        "l4t": "32.4.3",
+        "nvpmodel": "MAXN",
+    }
 
 
 def test_cpu_model_on_arm_without_model_name(monkeypatch):
@@ -643,6 +783,7 @@ def test_host_facts_never_raises(monkeypatch):
 
 # --------------------------------------------------------------------------- Python 3.6
 
+
 def test_modules_import_and_run_on_python36(tmp_path):
     script = (
         "import json, sys, time\n"
@@ -655,8 +796,13 @@ def test_modules_import_and_run_on_python36(tmp_path):
     )
     env = dict(os.environ, PYTHONPATH=REPO)
     completed = subprocess.run(
-        [PYTHON36, "-c", script, str(tmp_path / "t.csv")], env=env, cwd=str(tmp_path),
-        capture_output=True, text=True, timeout=60)
+        [PYTHON36, "-c", script, str(tmp_path / "t.csv")],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert completed.returncode == 0, completed.stderr
     out = json.loads(completed.stdout)
     assert tuple(out["summary"]) == telemetry.SUMMARY_KEYS and out["summary"]["samples"] >= 3

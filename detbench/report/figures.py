@@ -441,18 +441,24 @@ def build(key: str, summary: pd.DataFrame, root: Path | str = ".") -> Figure:
         return _BUILDERS[key](summary, Path(root))
 
 
+def draw(key: str, summary: pd.DataFrame, path: Path | str, root: Path | str = ".") -> Path:
+    """Write the figure ``key`` as a PNG to ``path``, completely or not at all; run dirs named in
+    the summary resolve under ``root`` (the repo root)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with _style():
+            build(key, summary, root).savefig(tmp, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def draw_all(summary_csv: Path | str, out_dir: Path | str, root: Path | str = ".") -> list[Path]:
     """Write ``<out_dir>/<key>.png`` for every key of FIGURES (always, even with no runs) and
     return the paths; run dirs named in the summary resolve under ``root`` (the repo root)."""
     summary = read_summary(summary_csv)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for key in FIGURES:
-        path = out_dir / f"{key}.png"
-        tmp = out_dir / f".{key}.png.tmp"
-        with _style():
-            build(key, summary, root).savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths
+    return [draw(key, summary, Path(out_dir) / f"{key}.png", root) for key in FIGURES]

@@ -1,9 +1,17 @@
 """Build GluonCV detectors, load their weights, and apply each model's own eval transform.
 
-Works with MXNet 1.6 / GluonCV 0.8 (the seed stack) and MXNet 1.9 / GluonCV 0.10.
+Works with MXNet 1.6 / GluonCV 0.8 (the seed stack) and MXNet 1.9 / GluonCV 0.10: weights load
+with ``net.load_parameters(path, ctx=ctx)`` (plus ``allow_missing`` / ``ignore_extra`` for Faster
+R-CNN, as GluonCV loads its own) and symbol models with ``SymbolBlock.imports(json, ["data"],
+params, ctx=ctx)``, calls whose signatures both versions share.
 """
 
+import hashlib
+import os
 import re
+import shutil
+import tempfile
+import warnings
 
 import numpy as np
 
@@ -39,26 +47,130 @@ def context_for(device):
     return mx.gpu(index)
 
 
-def build_net(model, ctx, params_path=None, seed=None):
+class WeightsRefused(RuntimeError):
+    """The run's weights are missing, failed to be made, or differ from their recorded hash."""
+
+
+def file_digest(path, algorithm="sha256", chunk=1 << 20):
+    """Hex digest of a file (``hashlib`` algorithm name), read in chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_sha256(path, expected):
+    actual = file_digest(path)
+    if actual != expected:
+        raise WeightsRefused(
+            "{}: sha256 {} differs from {} recorded when the weights were fetched; "
+            "refusing to run on unverified weights".format(path, actual, expected)
+        )
+
+
+def build_from_weights(model, ctx, weights):
+    """The net of a run spec's ``weights`` entry, after checking the files' sha256 against it.
+
+    Entry keys: ``path`` and ``sha256`` always; ``format: symbol`` with ``symbol`` (the
+    ``-symbol.json`` path) and ``symbol_sha256`` for an exported symbol model such as the
+    ``quantized`` source's INT8 net; ``error`` when the weights could not be made (the run is
+    then recorded failed with that error)."""
+    if weights.get("error"):
+        raise WeightsRefused(
+            "no {} weights for {}: {}".format(weights.get("source"), model, weights["error"])
+        )
+    _check_sha256(weights["path"], weights["sha256"])
+    symbol = None
+    if weights.get("format", "params") == "symbol":
+        symbol = weights["symbol"]
+        _check_sha256(symbol, weights["symbol_sha256"])
+    return build_net(model, ctx, params_path=weights["path"], seed=None, symbol_path=symbol)
+
+
+def build_net(model, ctx, params_path=None, seed=None, symbol_path=None):
     """A GluonCV VOC detector on ``ctx``: weights from ``params_path``, or initialised from
     ``seed`` when no path is given (untrained). ``pretrained_base=False`` keeps GluonCV from
-    downloading a backbone."""
-    import mxnet as mx
+    downloading a backbone.
+
+    With ``symbol_path`` the net is the exported symbol model (``-symbol.json`` +
+    ``params_path``), loaded with ``SymbolBlock.imports``. An ``_int8`` model is GluonCV's INT8
+    symbol carrying the FP32 weights of its base model (see :func:`gluoncv_int8`)."""
+    info = zoo.model_info(model)
+    if symbol_path is not None:
+        return import_symbol(symbol_path, params_path, ctx)
+    if info["int8"]:
+        return gluoncv_int8(model, ctx, params_path, seed)
+    return _fp32_net(model, ctx, params_path, seed)
+
+
+def _fp32_net(model, ctx, params_path, seed, **kwargs):
     from gluoncv import model_zoo
 
-    zoo.model_info(model)
-    net = model_zoo.get_model(model, pretrained=False, pretrained_base=False)
-    if params_path is not None:
-        net.load_parameters(params_path, ctx=ctx)
+    net = model_zoo.get_model(model, pretrained=False, pretrained_base=False, **kwargs)
+    if params_path is None:
+        _initialise(net, model, ctx, seed)
+    elif zoo.model_info(model)["family"] == zoo.FASTER_RCNN:
+        # As GluonCV's get_faster_rcnn(pretrained=True) loads its store file (GluonCV 0.8 and
+        # 0.10): the file lacks the training-only box encoder, initialised here; it plays no
+        # part in inference. A missing inference parameter stays uninitialised and fails loudly.
+        net.load_parameters(params_path, ctx=ctx, allow_missing=True, ignore_extra=True)
+        with warnings.catch_warnings():  # "already initialized" when the file has them
+            warnings.simplefilter("ignore")
+            net.collect_params(select="normalizedperclassboxcenterencoder*").initialize(ctx=ctx)
     else:
-        mx.random.seed(seed if seed is not None else 0)
-        np.random.seed(seed if seed is not None else 0)
-        net.initialize(ctx=ctx, force_reinit=True)
-        # Deferred initialisation: one forward pass gives every parameter its shape.
-        height, width = speed_shape(model, 512)
-        outputs = net(mx.nd.zeros((1, 3, height, width), ctx=ctx))
-        for out in outputs:
-            out.wait_to_read()
+        net.load_parameters(params_path, ctx=ctx)
+    return net
+
+
+def _initialise(net, model, ctx, seed):
+    import mxnet as mx
+
+    mx.random.seed(seed if seed is not None else 0)
+    np.random.seed(seed if seed is not None else 0)
+    net.initialize(ctx=ctx, force_reinit=True)
+    # Deferred initialisation: one forward pass gives every parameter its shape.
+    height, width = speed_shape(model, 512)
+    outputs = net(mx.nd.zeros((1, 3, height, width), ctx=ctx))
+    for out in outputs:
+        out.wait_to_read()
+
+
+def import_symbol(symbol_path, params_path, ctx):
+    """An exported symbol model (``net.export``) with input ``data``; the same call on MXNet 1.6
+    and 1.9. Operators the build lacks (e.g. MKL-DNN's INT8 ones) raise MXNetError here or at
+    the first forward pass, and the run is recorded failed with that error."""
+    import mxnet as mx
+
+    return mx.gluon.SymbolBlock.imports(symbol_path, ["data"], params_path, ctx=ctx)
+
+
+def gluoncv_int8(model, ctx, params_path=None, seed=None):
+    """GluonCV's INT8 model ``<base>_int8``, built as gluoncv's model_zoo/quantized/quantized.py
+    builds it: the INT8 symbol shipped in the gluoncv package, given the FP32 weights of
+    ``<base>`` (from ``params_path``, or seeded) by exporting the FP32 net once.
+
+    So an ``_int8`` model's weights file is its base's FP32 ``.params`` file; for seeded weights
+    the returned net's ``save_parameters`` writes that file (``init-weights`` relies on it)."""
+    import mxnet as mx
+    from gluoncv.model_zoo import quantized
+
+    info = zoo.model_info(model)
+    symbol_path = os.path.join(os.path.dirname(quantized.__file__), model + "-symbol.json")
+    base = _fp32_net(info["base"], ctx, params_path, seed, prefix="ssd0_")
+    base.hybridize()
+    size = info["eval"]["size"]
+    for out in base(mx.nd.zeros((1, 3, size, size), ctx=ctx)):
+        out.wait_to_read()
+    net = import_symbol(symbol_path, None, ctx)
+    tmp = tempfile.mkdtemp(prefix="detbench-int8-")
+    try:
+        base.export(os.path.join(tmp, "fp32"), epoch=0)
+        net.collect_params().load(os.path.join(tmp, "fp32-0000.params"), ctx=ctx)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if params_path is None:
+        net.save_parameters = base.save_parameters
     return net
 
 
@@ -116,8 +228,10 @@ class FasterRCNNTransform(object):
 
     def __call__(self, image):
         tensor, _, im_scale = self._transform(image, np.zeros((0, 6), dtype="float32"))
+        # GluonCV's im_scale is original / resized height (eval_faster_rcnn.py multiplies by it)
+        scale = float(im_scale.asnumpy().reshape(-1)[0])
         height, width = image.shape[:2]
-        return tensor, _to_original(height, width, lambda boxes: boxes / float(im_scale))
+        return tensor, _to_original(height, width, lambda boxes: boxes * scale)
 
 
 class CenterNetTransform(object):
@@ -153,7 +267,11 @@ def eval_transform(model):
 
 
 def stacks_batches(model):
-    """Whether a batch can be one tensor. Faster R-CNN's eval inputs keep each image's aspect
-    ratio, so sizes differ; like GluonCV's eval_faster_rcnn.py, each image of the batch then
-    goes through the network on its own and the batch is timed as a whole."""
+    """Whether a VOC-run batch can be one tensor. Faster R-CNN's eval inputs keep each image's
+    aspect ratio (short side 600, long side at most 1000), so sizes differ; as GluonCV's
+    eval_faster_rcnn.py does (``batchify.Append``, then ``net(x)`` per image and boxes times
+    ``im_scale``), each image of the batch goes through the network on its own
+    (``loop.forward``), the batch is timed as a whole, and the net is hybridized without
+    ``static_shape``. Its speed run stacks: one fixed shape, ``zoo`` ``speed_shape`` (600, 800),
+    a 4:3 VOC image through that transform."""
     return zoo.model_info(model)["family"] != zoo.FASTER_RCNN

@@ -14,6 +14,7 @@ import traceback
 
 import numpy as np
 
+from detbench import zoo
 from detbench.runner import environment, loop, nets, stats
 
 SPEC_NAME = "spec.json"
@@ -124,8 +125,7 @@ class DetectionCollector(object):
 def execute(spec, collector):
     """Build the model on its device, warm up, run the measured passes; returns timings."""
     ctx = nets.context_for(spec["device"])
-    weights = spec["weights"]
-    net = nets.build_net(spec["model"], ctx, params_path=weights["path"])
+    net = nets.build_from_weights(spec["model"], ctx, spec["weights"])  # sha256 checked first
     if spec["kind"] == "voc":
         nets.use_eval_nms(net)
         transform = nets.eval_transform(spec["model"])
@@ -226,7 +226,7 @@ def init_weights(model, seed, out_path):
     """Save seeded, untrained weights of ``model`` (for the offline demo) to ``out_path``."""
     import mxnet as mx
 
-    net = nets.build_net(model, mx.cpu(), params_path=None, seed=seed)
+    net = nets.build_net(zoo.fp32_name(model), mx.cpu(), params_path=None, seed=seed)
     tmp = out_path + ".tmp"
     net.save_parameters(tmp)
     os.replace(tmp, out_path)
