@@ -7,10 +7,10 @@ rule fetch_weights:
         sidecar="weights/{source}/{model}.json",
     log:
         "logs/weights/{source}/{model}.log",
-    conda:
-        ENV
     wildcard_constraints:
         source="gluoncv|untrained|file",
+    conda:
+        ENV
     params:
         weights=lambda wildcards: plan.weights_settings(config, wildcards.model),
         python=config["runner"]["python"],
@@ -23,9 +23,9 @@ rule fetch_weights:
 rule quantize_weights:
     input:
         fp32_params=lambda wildcards: plan.quantize_input_path(config, wildcards.model),
-        fp32_sidecar=lambda wildcards: plan.quantize_input_path(config, wildcards.model).replace(
-            ".params", ".json"
-        ),
+        fp32_sidecar=lambda wildcards: plan.quantize_input_path(
+            config, wildcards.model
+        ).replace(".params", ".json"),
         dataset=rules.check_voc.output.dataset,
         images=rules.sample_speed_images.output.images,
     output:
