@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 from gluoncv.utils.metrics.voc_detection import VOC07MApMetric, VOCMApMetric
+from helpers import detections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detbench.data.voc import VOC_CLASSES, VOCImage, VOCObject
 from detbench.evaluate import (
-    Detections,
     DetectionsError,
     accuracy_flag,
     average_precisions,
@@ -25,17 +25,6 @@ from detbench.evaluate import (
 
 TOL = 1e-6
 REFERENCE = {"voc07": VOC07MApMetric, "area": VOCMApMetric}
-
-
-def detections(ids, rows):
-    """Detections from (image_row, label, score, (x1, y1, x2, y2)) tuples, in file order."""
-    return Detections(
-        image_ids=np.array(ids, dtype=str),
-        image_index=np.array([r[0] for r in rows], dtype=np.int64),
-        labels=np.array([r[1] for r in rows], dtype=np.int64),
-        scores=np.array([r[2] for r in rows], dtype=np.float32),
-        boxes=np.array([r[3] for r in rows], dtype=np.float32).reshape(-1, 4),
-    )
 
 
 def image(image_id, *objects):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import detections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -156,17 +157,7 @@ def scenes(draw) -> tuple[list[VOCImage], Detections]:
     rows = [(row, *det) for row in range(len(reported))
             for det in draw(st.lists(detection_row(), max_size=12))]  # fmt: skip
     rows = draw(st.permutations(rows))  # detections of images interleaved in the file
-    return images, _detections([images[i].image_id for i in reported], rows)
-
-
-def _detections(ids: list[str], rows: list[tuple]) -> Detections:
-    return Detections(
-        image_ids=np.array(ids, dtype=str),
-        image_index=np.array([r[0] for r in rows], dtype=np.int64),
-        labels=np.array([r[1] for r in rows], dtype=np.int64),
-        scores=np.array([r[2] for r in rows], dtype=np.float32),
-        boxes=np.array([r[3] for r in rows], dtype=np.float32).reshape(-1, 4),
-    )
+    return images, detections([images[i].image_id for i in reported], rows)
 
 
 def _has_positive(images: list[VOCImage]) -> set[str]:
@@ -200,7 +191,7 @@ def test_detections_equal_to_the_ground_truth_score_one(drawn, metric):
         unique = {(o.label, o.box): o for o in image.objects}
         images.append(VOCImage(f"{i:06d}", image.width, image.height, tuple(unique.values())))
     rows = [(i, o.label, 1.0, o.box) for i, im in enumerate(images) for o in im.objects]
-    result = evaluate(images, _detections([im.image_id for im in images], rows), metric)
+    result = evaluate(images, detections([im.image_id for im in images], rows), metric)
     for name in _has_positive(images):
         assert result["ap_per_class"][name] == pytest.approx(1.0, rel=0, abs=ULP_SLACK)
     assert result["mAP"] is None or result["mAP"] == pytest.approx(1.0, rel=0, abs=ULP_SLACK)
@@ -209,7 +200,7 @@ def test_detections_equal_to_the_ground_truth_score_one(drawn, metric):
 def test_voc07_ap_of_perfect_detections_is_not_above_one():
     box = (0.0, 0.0, 9.0, 9.0)
     images = [VOCImage("000001", 20, 20, (VOCObject(0, box),))]
-    result = evaluate(images, _detections(["000001"], [(0, 0, 1.0, box)]), "voc07")
+    result = evaluate(images, detections(["000001"], [(0, 0, 1.0, box)]), "voc07")
     assert result["ap_per_class"]["aeroplane"] <= 1.0 and result["mAP"] <= 1.0
 
 
