@@ -169,3 +169,25 @@ def test_workflow_logs_to_a_tracking_server(mlflow_server, tmp_path):
     local = client.download_artifacts(voc.info.run_id, "result.json", str(tmp_path))
     assert json.loads(Path(local).read_text())["kind"] == "voc"
     assert os.path.exists(workdir / "results/srv/voc/ssd_512_mobilenet1.0_voc/cpu/mlflow.json")
+
+
+def test_failed_bulk_insert_falls_back_to_log_batch(local_store, monkeypatch):
+    def refuse(store, run_id, metrics):
+        raise RuntimeError("metrics table changed")
+
+    monkeypatch.setattr(track, "_insert_points", refuse)
+    run_dir = make_run_dir(local_store, samples=1500)
+    record = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
+    client = MlflowClient(track.tracking_uri())
+    history = client.get_metric_history(record["run_id"], "telemetry/cpu_percent")
+    assert [m.value for m in history] == [10 + i for i in range(1500)]
+    assert client.get_run(record["run_id"]).data.metrics["telemetry/cpu_percent"] == 1509
+
+
+def test_bulk_inserted_series_keeps_latest_values_and_order(local_store):
+    run_dir = make_run_dir(local_store, samples=1500)
+    record = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
+    client = MlflowClient(track.tracking_uri())
+    history = client.get_metric_history(record["run_id"], "telemetry/cpu_percent")
+    assert sorted((m.step, m.value) for m in history) == [(i, 10 + i) for i in range(1500)]
+    assert client.get_run(record["run_id"]).data.metrics["telemetry/cpu_percent"] == 1509
