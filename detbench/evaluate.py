@@ -31,10 +31,7 @@ the GluonCV model zoo and the seed study report GluonCV's number:
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from detbench.data.voc import VOC_CLASSES, VOCImage, load_split
+from detbench.files import write_json_atomic
 
 __all__ = [
     "ACCURACY_TOLERANCE", "DETECTION_KEYS", "METRICS", "Detections", "DetectionsError",
@@ -505,15 +503,4 @@ def evaluate_files(
 
 def write_map_json(result: dict, out: Path | str) -> Path:
     """Write ``result`` as JSON to ``out`` atomically (temporary file, then ``os.replace``)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_json_atomic(out, result, sort_keys=False)  # keys in the map.json order

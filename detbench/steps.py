@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
 from detbench import runs
+from detbench.files import write_json_atomic, write_text_atomic
 
 
 @contextlib.contextmanager
@@ -33,12 +33,6 @@ def logging_to(log_path: str | Path | None):
 
             traceback.print_exc()
             raise
-
-
-def _write_text(text: str, path: str | Path) -> None:
-    tmp = f"{path}.tmp"
-    Path(tmp).write_text(text)
-    os.replace(tmp, path)
 
 
 def make_demo_voc(devkit: str, synthetic: dict, split: str, log: str) -> None:
@@ -67,7 +61,7 @@ def check_voc(devkit: str, split: str, synthetic: bool, dataset_json: str, log: 
 
     with logging_to(log):
         dataset = {**check_dataset(devkit, split), "synthetic": bool(synthetic)}
-        _write_text(json.dumps(dataset, indent=2, sort_keys=True) + "\n", dataset_json)
+        write_json_atomic(dataset_json, dataset)
 
 
 def sample_speed_images(dataset_json: str, images: int, seed: int, out: str, log: str) -> None:
@@ -77,7 +71,7 @@ def sample_speed_images(dataset_json: str, images: int, seed: int, out: str, log
     with logging_to(log):
         dataset = runs.read_json(dataset_json)
         ids = sample(read_split(dataset["devkit"], dataset["split"]), images, seed)
-        _write_text("".join(f"{i}\n" for i in ids), out)
+        write_text_atomic(out, "".join(f"{i}\n" for i in ids))
 
 
 def fetch_weights(

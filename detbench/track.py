@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import json
 import math
 import os
 import socket
@@ -19,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from detbench.files import write_json_atomic
 from detbench.runs import REPO_ROOT, read_json
 
 DEFAULT_STORE = "mlruns"
@@ -73,12 +73,6 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def _write_json(obj: dict, path: str | Path) -> None:
-    tmp = f"{path}.tmp"
-    Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
     """Create the config's experiment once (upstream of every track job) and record its id."""
     uri = tracking_uri()
@@ -95,7 +89,7 @@ def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
     except Exception as exc:
         raise TrackingError(f"MLflow at {uri}: cannot create experiment {name!r}: {exc}") from exc
     record = {"experiment_id": experiment_id, "experiment_name": name, "tracking_uri": uri}
-    _write_json(record, out_json)
+    write_json_atomic(out_json, record)
     return record
 
 
@@ -358,5 +352,5 @@ def log_run_dir(run_dir: str | Path, experiment_json: str | Path, out_json: str 
         "status": status,
         "superseded": superseded,
     }
-    _write_json(record, out_json)
+    write_json_atomic(out_json, record)
     return record

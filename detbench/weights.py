@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 
 from detbench import zoo
+from detbench.files import write_json_atomic
 from detbench.runner.nets import file_digest
 from detbench.runs import REPO_ROOT
 
@@ -61,9 +62,7 @@ def write_sidecar(params_path: str | Path, sidecar_path: str | Path, **facts) ->
         "sha256": sha256_file(params_path),
         "size_bytes": os.path.getsize(params_path),
     }
-    tmp = f"{sidecar_path}.tmp"
-    Path(tmp).write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, sidecar_path)
+    write_json_atomic(sidecar_path, sidecar)
     return sidecar
 
 

@@ -9,13 +9,12 @@ untrained flag are always filled.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from detbench.data.voc import VOC_CLASSES
+from detbench.files import write_text_atomic
 
 AP_COLUMNS = [f"AP_{name}" for name in VOC_CLASSES]
 TIMING_COLUMNS = [
@@ -122,16 +121,7 @@ def collect(run_dirs: list[Path]) -> pd.DataFrame:
 def write_summary(run_dirs: list[Path], out_csv: Path | str) -> pd.DataFrame:
     """Write the summary of ``run_dirs`` to ``out_csv`` atomically (temp file, then rename)."""
     frame = collect(run_dirs)
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_csv.parent, prefix=f".{out_csv.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            frame.to_csv(handle, index=False)
-        os.replace(tmp, out_csv)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(out_csv, frame.to_csv(index=False))
     return frame
 
 
