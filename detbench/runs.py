@@ -30,10 +30,12 @@ def read_json(path: str | Path) -> dict:
         return json.load(handle)
 
 
-def weights_entry(params_path: str, sidecar_path: str) -> dict:
-    from detbench.weights import runner_entry  # detbench.weights imports this module
-
-    return runner_entry(params_path, sidecar_path)
+def runner_env() -> dict[str, str]:
+    """This process's environment with the repository importable, for a runner interpreter
+    (e.g. a Jetson's Python 3.6) that has no detbench installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
 
 
 def build_spec(
@@ -92,13 +94,11 @@ def execute(spec: dict, run_dir: str | Path, python: str | None, log_path: str |
     result_path.unlink(missing_ok=True)
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     command = [python or sys.executable, "-m", "detbench.runner", "run", str(spec_path)]
     with open(log_path, "a") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        runner = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        runner = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=runner_env())
         try:
             code = runner.wait()
         except BaseException:  # Ctrl-C: stop the runner, then leave no partial output behind

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from detbench import runs
 from detbench.files import write_json_atomic, write_text_atomic
+from detbench.weights import runner_entry
 
 
 @contextlib.contextmanager
@@ -144,7 +145,7 @@ def run_benchmark(
         settings=settings,
         image_ids=image_ids,
         dataset_json=dataset_json,
-        weights=runs.weights_entry(weights_params, weights_sidecar),
+        weights=runner_entry(weights_params, weights_sidecar),
         telemetry_interval_s=telemetry["interval_s"],
         threads=runner["threads"],
     )

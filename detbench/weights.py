@@ -35,7 +35,7 @@ from pathlib import Path
 from detbench import zoo
 from detbench.files import write_json_atomic
 from detbench.runner.nets import file_digest
-from detbench.runs import REPO_ROOT
+from detbench.runs import runner_env
 
 GLUONCV_REPO = "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/"
 _STORE_URL = "{repo}gluon/models/{file_name}.zip"  # gluoncv model_store._url_format
@@ -274,10 +274,8 @@ def _copy_atomic(source: Path, dest: Path) -> None:
 def _run_runner(module_args: list[str], python: str | None, log_path) -> int:
     """``python -m <module_args>`` with the repository importable, output appended to the log."""
     command = [python or sys.executable, "-m", *module_args]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with open(log_path or os.devnull, "a") as log:
-        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=runner_env())
 
 
 def make_untrained(
