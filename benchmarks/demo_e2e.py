@@ -18,7 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from run_all import copy_workflow, emit, machine, snakemake
+from run_all import emit, machine, snakemake
+
+from detbench.workspace import copy_workflow
 
 
 def main(argv=None) -> int:

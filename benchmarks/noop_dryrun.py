@@ -23,9 +23,10 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from run_all import copy_workflow, emit, machine, must, snakemake
+from run_all import emit, machine, must, snakemake
 
 from detbench.data.synthetic import make_synthetic_voc
+from detbench.workspace import copy_workflow
 
 NOTHING = "Nothing to be done"
 

@@ -25,7 +25,9 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from run_all import copy_workflow, emit, machine, must, snakemake
+from run_all import emit, machine, must, snakemake
+
+from detbench.workspace import copy_workflow, summary_rows
 
 MODELS = ["ssd_512_mobilenet1.0_voc", "yolo3_mobilenet1.0_voc"]
 DEVICES = ["cpu", "gpu0"]
@@ -39,14 +41,6 @@ CONFIG = {
     "voc_run": {"batch": 4, "warmup": 1},
     "telemetry": {"interval_s": 0.1},
 }
-
-
-def summary_rows(workdir: Path, configfile: str) -> list[tuple[str, str, str]]:
-    """(rule, output, status) of every output of ``all``, from ``snakemake --summary``."""
-    done, _ = snakemake(workdir, "all", "--summary", "--configfile", configfile)
-    must(done, "snakemake --summary")
-    rows = [line.split("\t") for line in done.stdout.splitlines()[1:] if "\t" in line]
-    return [(row[2], row[0], row[-1]) for row in rows]
 
 
 def expected_outputs(rows: list[tuple[str, str, str]], model: str) -> set[tuple[str, str]]:

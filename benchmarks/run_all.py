@@ -21,18 +21,18 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from detbench import workspace
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "RESULTS.md"
 NOT_CLAIMS = {"run_all.py", "nvml_probe.py"}  # nvml_probe needs an NVIDIA GPU
 TIMEOUT_S = 1800
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "report")
 
 
 # --- helpers for the benchmarks -----------------------------------------------------------------
@@ -53,25 +53,10 @@ def machine() -> str:
             f"Python {platform.python_version()}")  # fmt: skip
 
 
-def copy_workflow(workdir: Path) -> Path:
-    """A fresh copy of the workflow's files in ``workdir`` (outputs, mlruns/ and logs stay out)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    for entry in WORKFLOW_FILES:
-        source = REPO / entry
-        if source.is_dir():
-            shutil.copytree(source, workdir / entry, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, workdir / entry)
-    return workdir
-
-
 def snakemake(workdir: Path, *args: str, cores: int = 2):
-    """``snakemake ARGS --cores N`` in ``workdir`` on the local MLflow store: the finished
-    ``CompletedProcess`` and its wall time in seconds."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    command = [sys.executable, "-m", "snakemake", *args, "--cores", str(cores)]
+    """``detbench.workspace.snakemake``, timed: the finished process and its wall seconds."""
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    done = workspace.snakemake(workdir, *args, cores=cores)
     return done, time.perf_counter() - start
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, copy_workflow, snakemake
+from helpers import REPO, copy_workflow, snakemake, summary_rows
 from mlflow.tracking import MlflowClient
 
 from detbench import track
@@ -251,13 +251,6 @@ def _mtimes(workdir: Path, name: str) -> dict[str, int]:
             for p in sorted((workdir / "results").rglob(name))}  # fmt: skip
 
 
-def _summary_rows(workdir: Path) -> list[tuple[str, str, str]]:
-    done = snakemake(workdir, "all", "--summary", "--configfile", "test.yaml")
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = [line.split("\t") for line in done.stdout.splitlines()[1:] if "\t" in line]
-    return [(row[2], row[0], row[-1]) for row in rows]
-
-
 @pytest.fixture(scope="module")
 def degraded(tmp_path_factory) -> dict:
     """Two models, one with corrupt weights, run while the tracking server is down; then the
@@ -286,7 +279,7 @@ def degraded(tmp_path_factory) -> dict:
     logs = sorted((workdir / "logs/deg/track").rglob("*.log"))
     state["track_logs"] = {str(log.relative_to(workdir)): log.read_text() for log in logs}
     state["reported"] = (workdir / "reports/deg/summary.csv").exists()
-    state["summary"] = _summary_rows(workdir)
+    state["summary"] = summary_rows(workdir, "test.yaml")
     state["rerun"] = snakemake(workdir, "all", "--configfile", "test.yaml")
     return state
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import copy_workflow, snakemake
+from helpers import copy_workflow, snakemake, summary_rows
 
 MODELS = ["ssd_512_mobilenet1.0_voc", "yolo3_mobilenet1.0_voc"]
 TINY = {
@@ -29,10 +29,8 @@ TINY = {
 
 def pending_outputs(workdir: Path, configfile: str) -> set[tuple[str, str]]:
     """(rule, output file) of every output ``snakemake --summary`` plans to update."""
-    summary = snakemake(workdir, "all", "--summary", "--configfile", configfile)
-    assert summary.returncode == 0, summary.stderr[-2000:]
-    rows = [line.split("\t") for line in summary.stdout.splitlines()[1:] if "\t" in line]
-    return {(row[2], row[0]) for row in rows if row[-1] == "update pending"}
+    rows = summary_rows(workdir, configfile)
+    return {(rule, output) for rule, output, plan in rows if plan == "update pending"}
 
 
 @pytest.fixture(scope="module")
