@@ -403,6 +403,31 @@ def _average_precisions(images, detections, metric, iou_threshold):
     return aps, seen
 
 
+def published_reference(
+    model_info: dict, metric: str, images: int, untrained: bool = False
+) -> tuple[float | None, str]:
+    """(published mAP to check against, or ``None``; why) for a run of ``images`` images scored
+    with ``metric``. A published figure is compared only with a measurement made the same way:
+    the same AP definition, on as many images as it was published for (the whole VOC2007 test
+    set); a 20-photo demo set differs from it by chance, not by a bug."""
+    published = model_info["published_map"]
+    if untrained:
+        return None, "not compared: untrained weights (their mAP means nothing)"
+    if published is None:
+        return None, "not compared: no published mAP for this model"
+    if metric != model_info["published_metric"]:
+        return None, (
+            f"not compared: the published {published:.4f} is {model_info['published_metric']} "
+            f"mAP, this run is scored with {metric}"
+        )
+    if images != model_info["published_images"]:
+        return None, (
+            f"not compared: the published {published:.4f} is on "
+            f"{model_info['published_images']} VOC2007 test images, this run on {images}"
+        )
+    return published, f"compared with the published {published:.4f} (tolerance 1 point)"
+
+
 def accuracy_flag(
     measured: float | None, published: float | None, untrained: bool = False,
     tolerance: float = ACCURACY_TOLERANCE,

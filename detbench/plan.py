@@ -21,9 +21,12 @@ def check_config(config: dict) -> None:
     unknown = [m for m in config["models"] if m not in zoo.MODELS]
     if unknown:
         raise ConfigError(
-            f"models: unknown model(s) {', '.join(unknown)}; known GluonCV VOC detectors: "
+            f"models: unknown model(s) {', '.join(unknown)}; known VOC detectors (detbench.zoo): "
             f"{', '.join(sorted(zoo.MODELS))}"
         )
+    device = config["detection_pictures"]["device"]
+    if device is not None and device not in config["devices"]:
+        raise ConfigError(f"detection_pictures.device: {device} is not listed under devices")
     stray = sorted(set(config.get("overrides", {})) - set(config["models"]))
     if stray:
         raise ConfigError(f"overrides: {', '.join(stray)} not listed under models")
@@ -42,10 +45,13 @@ def devkit(config: dict) -> str:
 
 
 def data_source(config: dict) -> str:
-    """Which of synthetic | root | archive | download provides the data (first set wins)."""
+    """Which of synthetic | photos | root | archive | download provides the data (first set
+    wins)."""
     voc = config["voc"]
     if voc.get("synthetic"):
         return "synthetic"
+    if voc.get("photos"):
+        return "photos"
     if voc.get("root"):
         return "root"
     if voc.get("archive"):
@@ -68,6 +74,16 @@ def weights_path(config: dict, model: str) -> str:
     return f"weights/{weights_source(config, model)}/{model}.params"
 
 
+def weights_files(config: dict, model: str) -> dict:
+    """The weights files a run of ``model`` reads: ``params`` and its ``sidecar``, and ``cfg``
+    for a darknet model."""
+    params = weights_path(config, model)
+    files = {"params": params, "sidecar": params.replace(".params", ".json")}
+    if zoo.is_darknet(model):
+        files["cfg"] = params.replace(".params", ".cfg")
+    return files
+
+
 def weights_settings(config: dict, model: str) -> dict:
     """The slice of ``weights`` that fetching one model's weights reads (so that changing
     another model's entry does not rerun this one)."""
@@ -82,6 +98,16 @@ def quantize_input_path(config: dict, model: str) -> str:
     """The FP32 weights that the ``quantized`` source quantizes for ``model``."""
     source, fp32_model = weight_sources.quantize_input(config["weights"], model)
     return f"weights/{source}/{fp32_model}.params"
+
+
+def picture_device(config: dict) -> str:
+    """The device whose voc runs the detection pictures draw: ``detection_pictures.device``,
+    else the first of ``devices``."""
+    return config["detection_pictures"]["device"] or config["devices"][0]
+
+
+def picture_files(config: dict) -> list[str]:
+    return sorted(f"reports/{config['name']}/detections/{model}.png" for model in config["models"])
 
 
 def speed_dirs(config: dict) -> list[str]:

@@ -43,6 +43,13 @@ def make_demo_voc(devkit: str, synthetic: dict, split: str, log: str) -> None:
         make_synthetic_voc(Path(devkit), synthetic["images"], synthetic["seed"], split)
 
 
+def make_photo_voc(devkit: str, split: str, log: str) -> None:
+    from detbench.data.photos import make_photo_voc as build
+
+    with logging_to(log):
+        build(Path(devkit), split)
+
+
 def fetch_voc(urls: list[str], md5: str, archive: str, log: str) -> None:
     from detbench.data.download import fetch_voc as download
 
@@ -93,6 +100,13 @@ def fetch_weights(
             weight_sources.make_untrained(model, weights["seed"], params, sidecar, python, log)
         else:
             weight_sources.fetch_pretrained(model, weights, params, sidecar, source=source)
+
+
+def fetch_darknet(model: str, weights: dict, params: str, cfg: str, sidecar: str, log: str):
+    from detbench import weights as weight_sources
+
+    with logging_to(log):
+        weight_sources.fetch_darknet(model, weights, params, cfg, sidecar)
 
 
 def quantize_weights(
@@ -169,13 +183,14 @@ def voc(*, dataset_json: str, **kwargs) -> None:
 
 def evaluate(result: str, detections: str, dataset_json: str, metric: str, out: str, log: str):
     from detbench import zoo
-    from detbench.evaluate import evaluate_files, write_map_json
+    from detbench.evaluate import evaluate_files, published_reference, write_map_json
 
     with logging_to(log):
         run = runs.read_json(result)
         dataset = runs.read_json(dataset_json)
         untrained = bool(run["weights"]["untrained"])
-        published = zoo.model_info(run["model"])["published_map"]
+        info = zoo.model_info(run["model"])
+        published, check = published_reference(info, metric, run["image_count"], untrained)
         if run["status"] != "ok":
             body = {
                 "status": "failed",
@@ -194,6 +209,11 @@ def evaluate(result: str, detections: str, dataset_json: str, metric: str, out: 
                 untrained=untrained,
             )
             body["status"] = "ok"
+        body.update(
+            published_mAP=info["published_map"],
+            published_metric=info["published_metric"],
+            accuracy_check=check,
+        )
         write_map_json(body, Path(out))
 
 
@@ -204,11 +224,11 @@ def mlflow_experiment(config_name: str, out: str, log: str) -> None:
         track.ensure_experiment(config_name, out)
 
 
-def track(result: str, experiment: str, out: str, log: str) -> None:
+def track(result: str, experiment: str, out: str, log: str, pictures: list[str] = ()) -> None:
     from detbench import track as tracking
 
     with logging_to(log):
-        record = tracking.log_run_dir(Path(result).parent, experiment, out)
+        record = tracking.log_run_dir(Path(result).parent, experiment, out, pictures)
         print(json.dumps(record), file=sys.stdout)
 
 
@@ -228,3 +248,16 @@ def plots(summary: str, figures: list[str], log: str) -> None:
         table = read_summary(summary)
         for figure in figures:
             draw(Path(figure).stem, table, figure)
+
+
+def detection_pictures(
+    result: str, detections: str, dataset_json: str, pictures: dict, out: str, log: str
+) -> None:
+    from detbench.report.pictures import draw_pictures
+
+    with logging_to(log):
+        dataset = runs.read_json(dataset_json)
+        draw_pictures(
+            dataset["devkit"], dataset["split"], result, detections,
+            pictures["images"], pictures["min_score"], out,
+        )  # fmt: skip

@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from detbench.files import write_json_atomic
@@ -301,8 +302,14 @@ def _supersede(client, experiment_id: str, key: str, new_run_id: str) -> list[st
     return old
 
 
-def log_run_dir(run_dir: str | Path, experiment_json: str | Path, out_json: str | Path) -> dict:
-    """Log one run directory as a new MLflow run; write ``mlflow.json`` with its id."""
+def log_run_dir(
+    run_dir: str | Path,
+    experiment_json: str | Path,
+    out_json: str | Path,
+    pictures: Sequence[str | Path] = (),
+) -> dict:
+    """Log one run directory as a new MLflow run, with ``pictures`` (its detection pictures)
+    under the artifact folder ``detections/``; write ``mlflow.json`` with its id."""
     from mlflow.entities import Metric, Param, RunStatus, RunTag
 
     run_dir = Path(run_dir)
@@ -331,6 +338,8 @@ def log_run_dir(run_dir: str | Path, experiment_json: str | Path, out_json: str 
             for name in RUN_FILES:
                 if (run_dir / name).exists():
                     client.log_artifact(run_id, str(run_dir / name))
+            for picture in pictures:
+                client.log_artifact(run_id, str(picture), artifact_path="detections")
             superseded = _supersede(client, experiment_id, tags["detbench.key"], run_id)
             status = "FINISHED" if result["status"] == "ok" else "FAILED"
             client.set_terminated(run_id, status=status)

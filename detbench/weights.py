@@ -10,13 +10,20 @@ Sources (config ``weights``; ``per_model`` gives single models another source):
   store has no INT8 weights: GluonCV's INT8 symbol ships inside the gluoncv package).
 - ``file``: a ``path`` or ``url`` per model (``weights.files``) with its sha256, checked.
 - ``untrained``: seeded initialisation by the device runner (offline demo; mAP meaningless).
+- ``darknet``: a darknet model's ``.cfg`` and ``.weights`` (the one source of the darknet family,
+  named for it in ``weights.per_model`` or ``weights.source``): the files its registry entry
+  names (the project's own copy, else the upstream URL), or ``weights.files.<model>``
+  (``path``/``url`` + ``sha256`` of the weights, and ``cfg``: ``path``/``url`` + ``sha256``),
+  sha256-checked; written to
+  ``weights/darknet/<model>.params`` (the darknet weights bytes) and ``<model>.cfg``.
 - ``quantized``: an INT8 symbol model made by ``python -m detbench.runner.quantize`` from FP32
   weights of the ``weights.quantize.from`` source, calibrated on a few dataset images.
 
 Sidecar (``<model>.json`` next to ``<model>.params``): ``model``, ``source``, ``untrained``,
 ``sha256``, ``size_bytes``, ``format`` (``params`` | ``symbol``) and source details: ``sha1``,
 ``url`` and ``store_file`` (gluoncv); ``origin`` (file/url); ``seed`` (untrained); ``symbol``,
-``symbol_sha256``, ``fp32`` and ``calibration`` (quantized), or ``error`` when quantizing failed
+``symbol_sha256``, ``fp32`` and ``calibration`` (quantized); ``cfg``, ``cfg_sha256`` and
+``cfg_origin`` (darknet, ``format: darknet``), or ``error`` when quantizing failed
 (the runs then record that error as their failure). Only the runner imports mxnet (DESIGN §3):
 this module hashes, downloads and unzips.
 """
@@ -35,11 +42,11 @@ from pathlib import Path
 from detbench import zoo
 from detbench.files import write_json_atomic
 from detbench.runner.nets import file_digest
-from detbench.runs import runner_env
+from detbench.runs import REPO_ROOT, runner_env
 
 GLUONCV_REPO = "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/"
 _STORE_URL = "{repo}gluon/models/{file_name}.zip"  # gluoncv model_store._url_format
-_RUNNER_KEYS = ("format", "symbol", "symbol_sha256", "error")
+_RUNNER_KEYS = ("format", "symbol", "symbol_sha256", "cfg", "cfg_sha256", "error")
 _MIRROR_HINT = (
     "set MXNET_GLUON_REPO to a mirror laid out like GluonCV's store "
     "(<repo>/gluon/models/<name>-<sha1[:8]>.zip), or use weights source `file` or `untrained`"
@@ -101,6 +108,18 @@ def config_errors(weights: dict, models: list[str]) -> list[str]:
     ]
     for model in models:
         source = source_for(weights, model)
+        if zoo.is_darknet(model) != (source == "darknet"):
+            errors.append(
+                f"{model}: weights source {source!r}; darknet models, and only they, take "
+                f"source darknet (set weights.per_model.{model}: darknet for a darknet model)"
+            )
+            continue
+        entry = weights.get("files", {}).get(model)
+        if source == "darknet" and entry is not None and "cfg" not in entry:
+            errors.append(
+                f"weights.files.{model}: a darknet model needs `cfg` (path or url, and "
+                "sha256) beside its weights"
+            )
         if source == "quantized":
             source, model = quantize_input(weights, model)
         if source == "gluoncv" and not zoo.model_info(model)["sha1"]:
@@ -205,28 +224,78 @@ def fetch_file(
 ) -> dict:
     """User weights from ``entry`` (``path`` or ``url``, and ``sha256``), copied or downloaded
     to ``params_path`` only if their sha256 matches."""
+    origin = _obtain(entry, params_path, f"weights.files.{model}", progress)
+    source = "url" if "url" in entry else "file"
+    facts = {"model": model, "source": source, "untrained": False, "origin": origin}
+    return write_sidecar(params_path, sidecar_path, **facts)
+
+
+def fetch_darknet(
+    model: str,
+    weights: dict,
+    params_path: str | Path,
+    cfg_path: str | Path,
+    sidecar_path: str | Path,
+    *,
+    progress: bool = True,
+) -> dict:
+    """A darknet model's ``.weights`` (to ``params_path``) and ``.cfg`` (to ``cfg_path``), each
+    sha256-checked, from ``weights.files.<model>`` or else its registry entry."""
+    override = weights.get("files", {}).get(model)
+    if override is not None:
+        weights_entry, cfg_entry = override, override["cfg"]
+        key = f"weights.files.{model}"
+    else:
+        files = zoo.model_info(model)["darknet"]
+        weights_entry, cfg_entry = _local_or_url(files["weights"]), _local_or_url(files["cfg"])
+        key = f"detbench.zoo {model}"
+    cfg_origin = _obtain(cfg_entry, cfg_path, f"{key} cfg", progress)
+    origin = _obtain(weights_entry, params_path, key, progress)
+    facts = {
+        "model": model,
+        "source": "darknet",
+        "untrained": False,
+        "format": "darknet",
+        "origin": origin,
+        "cfg": str(cfg_path),
+        "cfg_sha256": sha256_file(cfg_path),
+        "cfg_origin": cfg_origin,
+    }
+    return write_sidecar(params_path, sidecar_path, **facts)
+
+
+def _local_or_url(entry: dict) -> dict:
+    """A registry file entry as ``weights.files`` holds one: the project's own copy (a path
+    relative to the repository) when present, else its URL."""
+    local = REPO_ROOT / entry["path"]
+    where = {"path": str(local)} if local.is_file() else {"url": entry["url"]}
+    return {**where, "sha256": entry["sha256"]}
+
+
+def _obtain(entry: dict, dest: str | Path, key: str, progress: bool) -> str:
+    """Copy ``entry['path']`` or download ``entry['url']`` to ``dest`` if its sha256 is
+    ``entry['sha256']``; ``key`` names the config entry in errors. Returns the origin."""
     expected = entry["sha256"].lower()
-    params_path = Path(params_path)
-    params_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{params_path}.tmp")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{dest}.tmp")
     if "url" in entry:
-        origin, source = entry["url"], "url"
+        origin = entry["url"]
         _download(origin, tmp, progress)
     else:
-        origin, source = entry["path"], "file"
+        origin = entry["path"]
         if not Path(origin).is_file():
-            raise WeightsError(f"weights.files.{model}.path: {origin} is not a file")
+            raise WeightsError(f"{key}.path: {origin} is not a file")
         shutil.copyfile(origin, tmp)
     actual = sha256_file(tmp)
     if actual != expected:
         tmp.unlink()
         raise WeightsError(
-            f"{origin}: sha256 {actual}, expected {expected} (weights.files.{model}.sha256); "
-            "the weights were refused and the copy removed"
+            f"{origin}: sha256 {actual}, expected {expected} ({key}.sha256); "
+            "the file was refused and the copy removed"
         )
-    os.replace(tmp, params_path)
-    facts = {"model": model, "source": source, "untrained": False, "origin": origin}
-    return write_sidecar(params_path, sidecar_path, **facts)
+    os.replace(tmp, dest)
+    return origin
 
 
 def _download(url: str, dest: Path, progress: bool) -> None:

@@ -1,23 +1,32 @@
-"""Registry of GluonCV's PASCAL VOC detectors.
+"""Registry of the PASCAL VOC detectors detbench runs: GluonCV's model zoo and darknet YOLO models.
 
 Plain data, importable on Python 3.6 by the device runner and by the orchestrator's config
 validation (no mxnet, no gluoncv). Each entry:
 
-- ``family``: ssd | yolo3 | faster_rcnn | center_net (Double-Head R-CNN counts as faster_rcnn);
+- ``family``: ssd | yolo3 | faster_rcnn | center_net (Double-Head R-CNN counts as faster_rcnn) |
+  darknet (a darknet ``.cfg`` + ``.weights`` pair, built by :mod:`detbench.runner.darknet`);
 - ``eval``: the model's own GluonCV eval transform, ``{"size": N}`` (SSD, YOLOv3, CenterNet) or
   ``{"short": 600, "max_size": 1000}`` (R-CNN);
 - ``speed_shape``: (height, width) of a batch-1 speed run, ``None`` meaning the config's
   ``speed.size`` square;
-- ``published_map``: VOC07 test mAP from GluonCV's model zoo, ``None`` where GluonCV publishes
-  none (the accuracy check of the evaluation then has nothing to compare);
+- ``published_map``: VOC2007 test mAP as its authors publish it, ``None`` where none is published
+  (the accuracy check of the evaluation then has nothing to compare); ``published_metric``: the
+  AP definition of that figure (``voc07`` 11-point for GluonCV, ``area`` for darknet's
+  ``detector map``) and ``published_images``: the images it was measured on (the 4952 of
+  VOC2007 test). The check compares only a measurement of the same metric on that many images;
 - ``store_name`` / ``sha1``: the file of GluonCV's model store that holds the weights and its
   sha1 (``gluoncv.model_zoo.model_store._model_sha1``), ``None`` where the store has none;
 - ``int8`` / ``base``: an ``_int8`` model is GluonCV's INT8 symbol (shipped inside the gluoncv
   package) run with the FP32 weights of ``base``; the store has no INT8 weights of its own;
-- ``requires``: what the model needs beyond a plain MXNet build, ``None`` if nothing.
+- ``requires``: what the model needs beyond a plain MXNet build, ``None`` if nothing;
+- ``darknet`` (darknet family only): ``cfg`` and ``weights``, each ``{"path", "url", "sha256"}``:
+  the project's own copy (a path relative to the repository) and the upstream URL; the weights
+  source ``darknet`` fetches them (``weights.files`` may name others).
 """
 
 SSD, YOLO3, FASTER_RCNN, CENTER_NET = "ssd", "yolo3", "faster_rcnn", "center_net"
+DARKNET = "darknet"
+VOC07_TEST_IMAGES = 4952
 
 GLUONCV_ZOO_URL = "https://cv.gluon.ai/model_zoo/detection.html"
 
@@ -40,6 +49,9 @@ def _model(family, eval_spec, published_map, sha1, speed_shape=None, requires=No
         "int8": False,
         "base": None,
         "requires": requires,
+        "published_metric": "voc07",
+        "published_images": VOC07_TEST_IMAGES,
+        "darknet": None,
     }
 
 
@@ -121,6 +133,36 @@ _FP32 = {
     ),
 }
 
+_NANO_DIR = "models/mobilenetv2-yolov3-nano-voc/"
+_NANO_URL = (
+    "https://raw.githubusercontent.com/dog-qiuqiu/MobileNet-Yolo/"
+    "86c05bfc4e508d54a459a469faecc35a113454c1/MobileNetV2-YOLOv3-Nano/VOC/"
+)
+
+
+def _darknet_file(name, sha256):
+    return {"path": _NANO_DIR + name, "url": _NANO_URL + name, "sha256": sha256}
+
+
+# Darknet YOLO models: provenance, licence and hashes in models/<dir>/SOURCE.md. published_map:
+# the model's own darknet `detector map` log (models/<dir>/VOCmAP), area under the PR curve.
+_DARKNET = {
+    "mobilenetv2_yolov3_nano_voc": dict(
+        _model(DARKNET, {"size": 320}, 0.6527, None, speed_shape=(320, 320)),
+        published_metric="area",
+        darknet={
+            "cfg": _darknet_file(
+                "MobileNetV2-YOLOv3-Nano-voc.cfg",
+                "671b726a719f21cb72d80326195be8ab6862361479ee5d1d4528ed68ae9d6a6b",
+            ),
+            "weights": _darknet_file(
+                "MobileNetV2-YOLOv3-Nano-voc.weights",
+                "3dc752a0dee830fb974bfd518d88df924d1eef03868e551786d606cd0f81c210",
+            ),
+        },
+    ),
+}
+
 # GluonCV's INT8 SSDs (Pascal_SSD.csv, "*_int8" rows; evaluated with nms_topk=200, which their
 # symbols carry built in).
 _INT8_MAP = {
@@ -138,6 +180,7 @@ def _int8(base, published_map):
 
 
 MODELS = dict(_FP32)
+MODELS.update(_DARKNET)
 MODELS.update(
     (base + "_int8", _int8(base, published_map)) for base, published_map in _INT8_MAP.items()
 )
@@ -152,10 +195,12 @@ def model_info(name):
         return MODELS[name]
     except KeyError:
         raise KeyError(
-            "unknown model {!r}; known GluonCV VOC detectors: {}".format(
-                name, ", ".join(sorted(MODELS))
-            )
+            "unknown model {!r}; known VOC detectors: {}".format(name, ", ".join(sorted(MODELS)))
         ) from None
+
+
+def is_darknet(name):
+    return model_info(name)["family"] == DARKNET
 
 
 def fp32_name(name):

@@ -15,12 +15,7 @@ wildcard_constraints:
 
 
 def weights_of(wildcards):
-    return {
-        "params": plan.weights_path(config, wildcards.model),
-        "sidecar": plan.weights_path(config, wildcards.model).replace(
-            ".params", ".json"
-        ),
-    }
+    return plan.weights_files(config, wildcards.model)
 
 
 def all_targets():
@@ -28,7 +23,15 @@ def all_targets():
         *(f"{run}/mlflow.json" for run in plan.run_dirs(config)),
         f"{REPORTS}/summary.csv",
         *figure_files(),
+        *plan.picture_files(config),
     ]
+
+
+def pictures_of(wildcards):
+    """The detection picture a voc run's MLflow record carries (the picture device's runs)."""
+    if wildcards.device != plan.picture_device(config):
+        return {}
+    return {"picture": f"{REPORTS}/detections/{wildcards.model}.png"}
 
 
 def figure_files():

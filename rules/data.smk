@@ -1,4 +1,5 @@
-# PASCAL VOC2007 test: synthetic (demo), an extracted root, a local archive, or a download.
+# PASCAL VOC2007 test: synthetic (tests), real photos (demo), an extracted root, a local archive,
+# or a download.
 SOURCE = plan.data_source(config)
 
 if SOURCE == "synthetic":
@@ -17,6 +18,22 @@ if SOURCE == "synthetic":
             "Making a synthetic VOC-format dataset (offline demo)"
         script:
             "../scripts/make_demo_voc.py"
+
+elif SOURCE == "photos":
+
+    rule make_photo_voc:
+        output:
+            devkit=directory(f"{DATA}/VOCdevkit"),
+        log:
+            f"{LOGS}/make_photo_voc.log",
+        conda:
+            ENV
+        params:
+            split=config["voc"]["split"],
+        message:
+            "Building a VOC-format set of real photos from installed packages (offline demo)"
+        script:
+            "../scripts/make_photo_voc.py"
 
 elif SOURCE in ("archive", "download"):
 

@@ -20,6 +20,23 @@ rule fetch_weights:
         "../scripts/fetch_weights.py"
 
 
+rule fetch_darknet:
+    output:
+        params="weights/darknet/{model}.params",
+        cfg="weights/darknet/{model}.cfg",
+        sidecar="weights/darknet/{model}.json",
+    log:
+        "logs/weights/darknet/{model}.log",
+    conda:
+        ENV
+    params:
+        weights=lambda wildcards: plan.weights_settings(config, wildcards.model),
+    message:
+        "Getting the darknet .cfg and .weights of {wildcards.model} (sha256-checked)"
+    script:
+        "../scripts/fetch_darknet.py"
+
+
 rule quantize_weights:
     input:
         fp32_params=lambda wildcards: plan.quantize_input_path(config, wildcards.model),

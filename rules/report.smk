@@ -47,3 +47,27 @@ rule plots:
         "Drawing figure {wildcards.figure}"
     script:
         "../scripts/plots.py"
+
+
+rule detection_pictures:
+    input:
+        result=f"{RESULTS}/voc/{{model}}/{plan.picture_device(config)}/result.json",
+        detections=f"{RESULTS}/voc/{{model}}/{plan.picture_device(config)}/detections.npz",
+        dataset=rules.check_voc.output.dataset,
+    output:
+        picture=report(
+            f"{REPORTS}/detections/{{model}}.png",
+            caption="../report/detections.rst",
+            category="Detections",
+            labels=html.picture_labels,
+        ),
+    log:
+        f"{LOGS}/detection_pictures/{{model}}.log",
+    conda:
+        ENV
+    params:
+        pictures=config["detection_pictures"],
+    message:
+        "Drawing {wildcards.model}'s detections on fixed photos"
+    script:
+        "../scripts/detection_pictures.py"

@@ -30,6 +30,7 @@ rule track_speed:
 
 rule track_voc:
     input:
+        unpack(pictures_of),
         result=rules.voc.output.result,
         map_json=rules.evaluate.output.map_json,
         experiment=rules.mlflow_experiment.output.experiment,

@@ -380,3 +380,21 @@ def test_evaluate_files_rejects_ids_outside_the_split(tmp_path):
     message = "among the 2 image ids of split 'test' in .*VOCdevkit, got 1 unknown: '000009'"
     with pytest.raises(DetectionsError, match=message):
         evaluate_files(devkit, path)
+
+
+def test_published_map_is_compared_only_with_a_measurement_made_the_same_way():
+    from detbench import zoo
+    from detbench.evaluate import published_reference
+
+    nano = zoo.model_info("mobilenetv2_yolov3_nano_voc")
+    assert published_reference(nano, "area", 4952) == (
+        0.6527,
+        "compared with the published 0.6527 (tolerance 1 point)",
+    )
+    published, why = published_reference(nano, "area", 24)
+    assert published is None and "4952 VOC2007 test images, this run on 24" in why
+    published, why = published_reference(nano, "voc07", 4952)
+    assert published is None and "area mAP, this run is scored with voc07" in why
+    ssd = zoo.model_info("ssd_512_resnet50_v1_voc")
+    assert published_reference(ssd, "voc07", 4952)[0] == 0.801
+    assert published_reference(ssd, "voc07", 4952, untrained=True)[0] is None

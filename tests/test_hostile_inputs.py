@@ -83,7 +83,7 @@ def test_unknown_model_is_refused_with_the_known_names(workdir):
     code, out = run(workdir, "unknown", {"models": ["ssd_512_mobilenet1.0_vocc"]}, "-n")
     assert code != 0
     assert "models: unknown model(s) ssd_512_mobilenet1.0_vocc" in out
-    assert MODEL in out.split("known GluonCV VOC detectors:")[1]
+    assert MODEL in out.split("known VOC detectors (detbench.zoo):")[1]
 
 
 # --- archives ----------------------------------------------------------------------------------

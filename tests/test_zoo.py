@@ -1,8 +1,10 @@
-"""detbench.zoo against GluonCV's own model list and sha1 table, and the eval transforms' box
-mapping against GluonCV's own ground-truth transforms."""
+"""detbench.zoo against GluonCV's own model list and sha1 table, its darknet entries against the
+project's copies of their files, and the eval transforms' box mapping against GluonCV's own
+ground-truth transforms."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -29,6 +31,10 @@ FAMILY_MODULES = {
 }
 
 
+GLUONCV_MODELS = {name: info for name, info in zoo.MODELS.items() if info["darknet"] is None}
+DARKNET_MODELS = {name: info for name, info in zoo.MODELS.items() if info["darknet"] is not None}
+
+
 def gluoncv_voc_detectors() -> set[str]:
     return {
         name
@@ -38,18 +44,18 @@ def gluoncv_voc_detectors() -> set[str]:
 
 
 def test_every_gluoncv_voc_detector_is_registered_and_nothing_else():
-    assert set(zoo.MODELS) == gluoncv_voc_detectors()
+    assert set(GLUONCV_MODELS) == gluoncv_voc_detectors()
 
 
 def test_sha1_matches_gluoncv_model_store_table():
-    for name, info in zoo.MODELS.items():
+    for name, info in GLUONCV_MODELS.items():
         store_name = zoo.fp32_name(name)
         assert info["sha1"] == _model_sha1.get(store_name), name
         assert info["store_name"] == (store_name if info["sha1"] else None), name
 
 
 def test_family_matches_the_gluoncv_module_that_builds_the_model():
-    for name, info in zoo.MODELS.items():
+    for name, info in GLUONCV_MODELS.items():
         if info["int8"]:
             continue  # built from a symbol file; its base's entry is checked
         module = model_zoo.model_zoo._models[name].__module__
@@ -57,7 +63,7 @@ def test_family_matches_the_gluoncv_module_that_builds_the_model():
 
 
 def test_eval_transform_and_speed_shape_follow_the_family():
-    for name, info in zoo.MODELS.items():
+    for name, info in GLUONCV_MODELS.items():
         if info["family"] == zoo.SSD:
             assert info["eval"] == {"size": int(name.split("_")[1])}, name
         elif info["family"] == zoo.YOLO3:
@@ -72,7 +78,7 @@ def test_eval_transform_and_speed_shape_follow_the_family():
 
 
 def test_published_map_is_a_fraction_and_only_for_models_with_store_weights():
-    for name, info in zoo.MODELS.items():
+    for name, info in GLUONCV_MODELS.items():
         published = info["published_map"]
         assert published is None or 0.5 < published < 0.9, name
         if info["sha1"] is None:
@@ -90,6 +96,19 @@ def test_int8_models_name_their_base_and_gluoncv_ships_their_symbol():
         assert info["base"] == name[: -len("_int8")] and not zoo.MODELS[info["base"]]["int8"]
         symbol = Path(quantized.__file__).with_name(f"{name}-symbol.json")
         assert symbol.read_text().startswith("{"), symbol
+
+
+def test_darknet_entries_name_the_projects_copies_with_their_sha256_and_provenance():
+    assert "mobilenetv2_yolov3_nano_voc" in DARKNET_MODELS
+    for name, info in DARKNET_MODELS.items():
+        assert info["family"] == zoo.DARKNET and zoo.is_darknet(name), name
+        assert info["published_metric"] == "area" and 0.5 < info["published_map"] < 0.9, name
+        assert info["published_images"] == zoo.VOC07_TEST_IMAGES
+        for entry in info["darknet"].values():
+            local = REPO / entry["path"]
+            assert hashlib.sha256(local.read_bytes()).hexdigest() == entry["sha256"], local
+            assert entry["url"].startswith("https://") and entry["url"].endswith(local.name)
+            assert (local.parent / "SOURCE.md").read_text().count(entry["sha256"]) == 1
 
 
 def test_unknown_model_error_lists_known_names():

@@ -444,12 +444,17 @@ def build(key: str, summary: pd.DataFrame, root: Path | str = ".") -> Figure:
 def draw(key: str, summary: pd.DataFrame, path: Path | str, root: Path | str = ".") -> Path:
     """Write the figure ``key`` as a PNG to ``path``, completely or not at all; run dirs named in
     the summary resolve under ``root`` (the repo root)."""
+    with _style():
+        return save_png(build(key, summary, root), path)
+
+
+def save_png(figure: Figure, path: Path | str, dpi: int = DPI) -> Path:
+    """Write ``figure`` as a PNG to ``path``, completely or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with _style():
-            build(key, summary, root).savefig(tmp, format="png", dpi=DPI)
+        figure.savefig(tmp, format="png", dpi=dpi)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

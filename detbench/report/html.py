@@ -58,3 +58,8 @@ def caption(wildcards) -> str:
 def experiment(wildcards) -> str:
     """``speed`` or ``voc``: which runs' settings ``report/figure.rst`` lists."""
     return _entry(wildcards)[2]
+
+
+def picture_labels(wildcards) -> dict[str, str]:
+    """A detection picture's row in the Detections section."""
+    return {"model": wildcards.model, "figure": "detections on fixed photos"}

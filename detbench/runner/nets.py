@@ -74,13 +74,19 @@ def build_from_weights(model, ctx, weights):
 
     Entry keys: ``path`` and ``sha256`` always; ``format: symbol`` with ``symbol`` (the
     ``-symbol.json`` path) and ``symbol_sha256`` for an exported symbol model such as the
-    ``quantized`` source's INT8 net; ``error`` when the weights could not be made (the run is
-    then recorded failed with that error)."""
+    ``quantized`` source's INT8 net; ``format: darknet`` with ``cfg`` and ``cfg_sha256`` for a
+    darknet model (:mod:`detbench.runner.darknet`); ``error`` when the weights could not be made
+    (the run is then recorded failed with that error)."""
     if weights.get("error"):
         raise WeightsRefused(
             "no {} weights for {}: {}".format(weights.get("source"), model, weights["error"])
         )
     _check_sha256(weights["path"], weights["sha256"])
+    if weights.get("format") == "darknet":
+        from detbench.runner import darknet
+
+        _check_sha256(weights["cfg"], weights["cfg_sha256"])
+        return darknet.load_darknet(weights["cfg"], weights["path"], ctx)
     symbol = None
     if weights.get("format", "params") == "symbol":
         symbol = weights["symbol"]
@@ -255,10 +261,23 @@ class CenterNetTransform(object):
         return tensor, _to_original(height, width, unwarp)
 
 
+def speed_transform(model, height, width):
+    """The transform of a speed run at a fixed input shape: the model's own normalisation
+    (darknet: RGB / 255; GluonCV: mean/std) after a plain resize."""
+    if zoo.is_darknet(model):
+        from detbench.runner.darknet import DarknetTransform
+
+        return DarknetTransform(height, width)
+    return ResizeTransform(height, width)
+
+
 def eval_transform(model):
-    """The model's own GluonCV eval transform: image -> (CHW tensor, boxes-to-original fn)."""
+    """The model's own eval transform: image -> (CHW tensor, boxes-to-original fn). GluonCV's
+    for its models; darknet's plain resize to the net size, RGB, / 255 for darknet models."""
     info = zoo.model_info(model)
     family, spec = info["family"], info["eval"]
+    if family == zoo.DARKNET:
+        return speed_transform(model, spec["size"], spec["size"])
     if family == zoo.FASTER_RCNN:
         return FasterRCNNTransform(spec["short"], spec["max_size"])
     if family == zoo.CENTER_NET:

@@ -131,7 +131,7 @@ def execute(spec, collector):
         transform = nets.eval_transform(spec["model"])
         stack = nets.stacks_batches(spec["model"])
     else:
-        transform = nets.ResizeTransform(*spec["input_shape"][1:])
+        transform = nets.speed_transform(spec["model"], *spec["input_shape"][1:])
         stack = True
     if spec["mode"] == "hybrid":
         net.hybridize(static_alloc=True, static_shape=stack)
