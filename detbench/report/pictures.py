@@ -46,19 +46,16 @@ def _weights_note(weights: dict) -> str:
     return f"trained weights ({weights.get('source')})"
 
 
-def draw_pictures(
+def build_pictures(
     devkit: str | Path,
     split: str,
-    result_json: str | Path,
+    result: dict,
     detections_npz: str | Path,
-    chosen: list[str],
+    ids: list[str],
     min_score: float,
-    out: str | Path,
-) -> list[str]:
-    """Draw the run's detections on the pictures' photos into ``out``; returns the ids drawn."""
-    result = json.loads(Path(result_json).read_text())
+) -> Figure:
+    """The picture of run ``result`` (its ``result.json``) on the photos ``ids``."""
     images = {image.image_id: image for image in load_split(devkit, split)}
-    ids = picture_ids(list(images), chosen)
     ok = result["status"] == "ok"
     detections = load_detections(detections_npz, known_ids=images) if ok else None
     figure = Figure(figsize=(5.0 * len(ids), 4.8), dpi=110)
@@ -75,10 +72,28 @@ def draw_pictures(
             error = textwrap.shorten(str(result.get("error")), 90)
             ax.text(0.5, 0.5, f"run failed:\n{error}", transform=ax.transAxes, ha="center",
                     va="center", fontsize=8, wrap=True, bbox={"facecolor": "white"})  # fmt: skip
-            continue
-        _draw_detections(ax, detections, image_id, min_score)
+        else:
+            _draw_detections(ax, detections, image_id, min_score)
     figure.tight_layout()
-    save_png(figure, out, dpi=110)
+    return figure
+
+
+def draw_pictures(
+    devkit: str | Path,
+    split: str,
+    result_json: str | Path,
+    detections_npz: str | Path,
+    chosen: list[str],
+    min_score: float,
+    out: str | Path,
+) -> list[str]:
+    """Draw the run's detections on the chosen photos (default: the split's first three) into
+    ``out``, completely or not at all; returns the ids drawn."""
+    from detbench.data.voc import read_split
+
+    ids = picture_ids(read_split(devkit, split), chosen)
+    result = json.loads(Path(result_json).read_text())
+    save_png(build_pictures(devkit, split, result, detections_npz, ids, min_score), out, dpi=110)
     return ids
 
 
@@ -94,7 +109,13 @@ def _draw_detections(ax, detections, image_id: str, min_score: float) -> None:
         _box(ax, box, colour, linewidth=1.6)
         label_box = {"facecolor": colour, "pad": 1, "linewidth": 0}
         text = f"{VOC_CLASSES[int(label)]} {score:.2f}"
-        ax.text(box[0], box[1], text, fontsize=7, va="bottom", bbox=label_box)
+        ink = "black" if _luminance(colour) > 0.5 else "white"
+        ax.text(box[0], box[1], text, fontsize=7, va="bottom", color=ink, bbox=label_box)
+
+
+def _luminance(colour: str) -> float:
+    red, green, blue = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return 0.299 * red + 0.587 * green + 0.114 * blue
 
 
 def _box(ax, box, colour: str, **style) -> None:
