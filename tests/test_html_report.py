@@ -40,7 +40,12 @@ SMALL = {
     "voc_run": {"batch": 3, "warmup": 1},
     "telemetry": {"interval_s": 0.05},
 }
-CATEGORIES = sorted({entry[0] for entry in FIGURE_REPORT.values()} | {"Summary"})
+CATEGORIES = sorted({entry[0] for entry in FIGURE_REPORT.values()} | {"Summary", "Detections"})
+# The rows of the categories that hold no comparison figure: the summary and the pictures.
+OTHER_ROWS = {
+    "Summary": [["every run (summary.csv)"]],
+    "Detections": [["ssd_512_mobilenet1.0_voc", "detections on fixed photos"]],
+}
 SHOWN = "speed_cpu_vs_gpu"  # the figure the driven page opens: a CPU bar beside a failed GPU run
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -236,6 +241,11 @@ def test_every_figure_has_its_own_caption_category_and_labels(report):
         assert f"reports/html/figures/{key}.png" in str(categories[category])
     summary = results["reports/html/summary.csv"]
     assert "Summary" in categories and "one row per run" in text_of(summary["caption"])
+    picture = results["reports/html/detections/ssd_512_mobilenet1.0_voc.png"]
+    assert picture["labels"] == {"model": "ssd_512_mobilenet1.0_voc",
+                                 "figure": "detections on fixed photos"}  # fmt: skip
+    caption = text_of(picture["caption"])
+    assert "Untrained weights" in caption and "first three photos of the split" in caption
 
 
 def test_captions_say_how_each_experiment_was_measured(report):
@@ -264,7 +274,7 @@ def test_every_category_lists_its_figures_in_the_page(driven):
     for category in CATEGORIES:
         expected = sorted(
             [title, runs] for cat, title, runs in FIGURE_REPORT.values() if cat == category
-        ) or [["every run (summary.csv)"]]
+        ) or OTHER_ROWS[category]
         assert sorted(row[: len(expected[0])] for row in probe["categories"][category]) == expected
 
 
