@@ -16,8 +16,11 @@ import os
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from detbench.files import write_json_atomic
 from detbench.runs import REPO_ROOT, read_json
@@ -28,6 +31,10 @@ TELEMETRY_FIELDS = (
     "cpu_temp_c", "gpu_mem_used_mb", "power_w",
 )  # fmt: skip
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+# Points per telemetry series in MLflow (the CSV artifact keeps every sample): a 1.4-hour VOC
+# pass on a Jetson at 0.5 s is 10 000 samples; 2000 min-max points draw the same chart and log in
+# about a second through log_batch (benchmarks/mlflow_logging.py).
+MAX_SERIES_POINTS = 2000
 TIMING_METRICS = (
     "total_wall_s", "model_s", "data_s", "first_batch_s", "images_per_s", "model_images_per_s",
     "measured_images", "measured_batches",
@@ -184,80 +191,49 @@ def run_metrics(result: dict, map_json: dict | None) -> dict[str, float]:
     return metrics
 
 
-def telemetry_series(csv_path: Path, start_ms: int):
-    """mlflow Metric entities: one ``telemetry/<field>`` point per sample and present sensor."""
+def telemetry_series(csv_path: Path, start_ms: int, max_points: int | None = None):
+    """mlflow Metric entities: the ``telemetry/<field>`` series of every present sensor, each
+    point with its sample index as step and its sample time as timestamp.
+
+    A series longer than ``max_points`` (default :data:`MAX_SERIES_POINTS`) is decimated by
+    :func:`decimate`: the UI's chart keeps every peak and trough at a fraction of the points,
+    and ``telemetry.csv``, logged whole as an artifact, keeps every sample."""
     from mlflow.entities import Metric
 
     if not csv_path.exists():
         return []
-    points = []
     with open(csv_path, newline="") as handle:
-        for step, row in enumerate(csv.DictReader(handle)):
-            timestamp = start_ms + int(round(float(row["t_s"]) * 1000))
-            for field in TELEMETRY_FIELDS:
-                if row.get(field) not in (None, ""):
-                    points.append(Metric(f"telemetry/{field}", float(row[field]), timestamp, step))
+        rows = list(csv.DictReader(handle))
+    times = [start_ms + int(round(float(row["t_s"]) * 1000)) for row in rows]
+    points = []
+    for field in TELEMETRY_FIELDS:
+        steps = [i for i, row in enumerate(rows) if row.get(field) not in (None, "")]
+        values = [float(rows[i][field]) for i in steps]
+        for index in decimate(values, max_points or MAX_SERIES_POINTS):
+            step = steps[index]
+            points.append(Metric(f"telemetry/{field}", values[index], times[step], step))
     return points
 
 
-def _sqlite_store(client, uri: str):
-    """The client's SQLAlchemy store when ``uri`` is a SQLite store, else ``None``."""
-    if not uri.startswith("sqlite:"):
-        return None
-    try:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-        store = client._tracking_client.store
-    except (ImportError, AttributeError):
-        return None
-    return store if isinstance(store, SqlAlchemyStore) else None
-
-
-def _insert_points(store, run_id: str, metrics: list) -> None:
-    """Insert metric points into the SQLite store's ``metrics`` table in one transaction.
-
-    MLflow's ``log_batch`` builds an ORM object per point (about 70 us each: a 10 000-sample
-    telemetry series of 8 fields takes 5-6 s); a core insert of the same rows, through MLflow's
-    own table definition, takes a fraction of a second. ``latest_metrics`` is left to
-    ``log_batch``, which :func:`log_metrics` gives each series' last point.
-    """
-    from mlflow.store.tracking.dbmodels.models import SqlMetric
-
-    rows = []
-    for metric in metrics:
-        is_nan, value = store.sanitize_metric_value(float(metric.value))
-        rows.append(
-            {"run_uuid": run_id, "key": metric.key, "value": value, "is_nan": is_nan,
-             "timestamp": int(metric.timestamp), "step": int(metric.step)}
-        )  # fmt: skip
-    with store.engine.begin() as connection:
-        connection.execute(SqlMetric.__table__.insert(), rows)
+def decimate(values: list[float], max_points: int) -> list[int]:
+    """Indices of at most ``max_points`` (>= 4) of ``values`` that draw the same chart: all of
+    them when they fit, else the first, the last, and the minimum and maximum of each of
+    ``(max_points - 2) // 2`` equal buckets (min-max decimation: every peak survives), in order."""
+    count = len(values)
+    if count <= max_points:
+        return list(range(count))
+    array = np.asarray(values, dtype=float)
+    edges = np.linspace(0, count, (max_points - 2) // 2 + 1).astype(int)
+    keep = {0, count - 1}
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        keep.add(low + int(np.argmin(array[low:high])))
+        keep.add(low + int(np.argmax(array[low:high])))
+    return sorted(keep)
 
 
-def log_metrics(client, uri: str, run_id: str, metrics: list) -> None:
-    """Log ``metrics`` (mlflow ``Metric`` points) to the run, in batches within MLflow's limit.
-
-    On a SQLite store a long series goes in by one bulk insert (see :func:`_insert_points`) and
-    only each key's last point through ``log_batch``; should the bulk insert fail, it is rolled
-    back and every point goes through ``log_batch``."""
-    store = _sqlite_store(client, uri) if len(metrics) > MAX_METRICS_PER_BATCH else None
-    if store is not None:
-        last = {}
-        for index, metric in enumerate(metrics):
-            current = last.get(metric.key)
-            if current is None or (metric.step, metric.timestamp, metric.value) >= (
-                metrics[current].step,
-                metrics[current].timestamp,
-                metrics[current].value,
-            ):
-                last[metric.key] = index
-        keep = set(last.values())
-        try:
-            _insert_points(store, run_id, [m for i, m in enumerate(metrics) if i not in keep])
-        except Exception as exc:  # the transaction was rolled back: log it all the slow way
-            print(f"bulk insert into {uri} failed ({exc}); logging with log_batch", flush=True)
-        else:
-            metrics = [metrics[i] for i in sorted(keep)]
+def log_metrics(client, run_id: str, metrics: list) -> None:
+    """Log ``metrics`` (mlflow ``Metric`` points) to the run through the public ``log_batch``,
+    in batches within MLflow's limit."""
     for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
 
@@ -321,7 +297,15 @@ def log_run_dir(
     start_ms = _started_ms(result)
     tags = {**run_tags(result, map_json), "superseded": "false"}
     metrics = [Metric(k, v, start_ms, 0) for k, v in sorted(run_metrics(result, map_json).items())]
-    metrics += telemetry_series(run_dir / "telemetry.csv", start_ms)
+    series = telemetry_series(run_dir / "telemetry.csv", start_ms)
+    samples = (result.get("telemetry") or {}).get("samples")
+    longest = max(Counter(point.key for point in series).values(), default=0)
+    if samples and longest < samples:
+        tags["telemetry_series"] = (
+            f"min-max decimated: at most {longest} of {samples} samples per sensor; every "
+            "sample is in the telemetry.csv artifact"
+        )
+    metrics += series
     run_id = None
     try:
         with store_lock(uri):
@@ -334,7 +318,7 @@ def log_run_dir(
                 params=[Param(k, v) for k, v in sorted(run_params(spec, result).items())],
                 tags=[RunTag(k, v) for k, v in sorted(tags.items())],
             )
-            log_metrics(client, uri, run_id, metrics)
+            log_metrics(client, run_id, metrics)
             for name in RUN_FILES:
                 if (run_dir / name).exists():
                     client.log_artifact(run_id, str(run_dir / name))

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import copy_workflow, snakemake
 from mlflow.tracking import MlflowClient
@@ -58,7 +59,7 @@ def local_store(tmp_path, monkeypatch):
 
 
 def test_logged_run_has_tags_params_metrics_series_and_files(local_store):
-    run_dir = make_run_dir(local_store, samples=2500)  # > one log_batch of 1000 metrics
+    run_dir = make_run_dir(local_store, samples=1800)  # > one log_batch of 1000 metrics
     record = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
     client = MlflowClient(track.tracking_uri())
     run = client.get_run(record["run_id"])
@@ -72,7 +73,7 @@ def test_logged_run_has_tags_params_metrics_series_and_files(local_store):
     assert "AP_bicycle" not in run.data.metrics
     assert run.data.metrics["latency_p50_ms"] == 700.0
     history = client.get_metric_history(record["run_id"], "telemetry/ram_used_mb")
-    assert [m.value for m in history[:3]] == [800, 801, 802] and len(history) == 2500
+    assert [m.value for m in history[:3]] == [800, 801, 802] and len(history) == 1800
     assert history[1].timestamp - history[0].timestamp == 500
     assert client.get_metric_history(record["run_id"], "telemetry/gpu_temp_c") == []
     names = {a.path for a in client.list_artifacts(record["run_id"])}
@@ -171,23 +172,42 @@ def test_workflow_logs_to_a_tracking_server(mlflow_server, tmp_path):
     assert os.path.exists(workdir / "results/srv/voc/ssd_512_mobilenet1.0_voc/cpu/mlflow.json")
 
 
-def test_failed_bulk_insert_falls_back_to_log_batch(local_store, monkeypatch):
-    def refuse(store, run_id, metrics):
-        raise RuntimeError("metrics table changed")
-
-    monkeypatch.setattr(track, "_insert_points", refuse)
-    run_dir = make_run_dir(local_store, samples=1500)
-    record = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
-    client = MlflowClient(track.tracking_uri())
-    history = client.get_metric_history(record["run_id"], "telemetry/cpu_percent")
-    assert [m.value for m in history] == [10 + i for i in range(1500)]
-    assert client.get_run(record["run_id"]).data.metrics["telemetry/cpu_percent"] == 1509
-
-
-def test_bulk_inserted_series_keeps_latest_values_and_order(local_store):
+def test_a_short_series_is_logged_whole_with_its_latest_value(local_store):
     run_dir = make_run_dir(local_store, samples=1500)
     record = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
     client = MlflowClient(track.tracking_uri())
     history = client.get_metric_history(record["run_id"], "telemetry/cpu_percent")
     assert sorted((m.step, m.value) for m in history) == [(i, 10 + i) for i in range(1500)]
-    assert client.get_run(record["run_id"]).data.metrics["telemetry/cpu_percent"] == 1509
+    run = client.get_run(record["run_id"])
+    assert run.data.metrics["telemetry/cpu_percent"] == 1509
+    assert "telemetry_series" not in run.data.tags
+
+
+def test_a_long_series_keeps_every_peak_at_a_fraction_of_the_points(local_store, monkeypatch):
+    monkeypatch.setattr(track, "MAX_SERIES_POINTS", 200)
+    run_dir = make_run_dir(local_store, samples=1500)
+    rows = "".join(f"{i * 0.5},{5000 if i == 700 else 50 + i % 7},800,0,,,,,\n"
+                   for i in range(1500))  # fmt: skip
+    (run_dir / "telemetry.csv").write_text(TELEMETRY + rows)
+    result = json.loads((run_dir / "result.json").read_text())
+    result["telemetry"]["samples"] = 1500
+    (run_dir / "result.json").write_text(json.dumps(result))
+    record = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
+    client = MlflowClient(track.tracking_uri())
+    history = sorted(client.get_metric_history(record["run_id"], "telemetry/cpu_percent"),
+                     key=lambda m: m.step)  # fmt: skip
+    assert len(history) <= 200 and history[0].step == 0 and history[-1].step == 1499
+    assert (700, 5000) in [(m.step, m.value) for m in history]
+    assert min(m.value for m in history) == 50
+    tag = client.get_run(record["run_id"]).data.tags["telemetry_series"]
+    assert "of 1500 samples" in tag and "telemetry.csv" in tag
+
+
+def test_decimate_keeps_order_extremes_and_the_bound():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=10_000).tolist()
+    values[4321] = 50.0
+    kept = track.decimate(values, 2000)
+    assert len(kept) <= 2000 and kept == sorted(set(kept))
+    assert {0, 9999, 4321, int(np.argmin(values))} <= set(kept)
+    assert track.decimate(values[:30], 2000) == list(range(30))
