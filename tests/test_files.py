@@ -39,4 +39,3 @@ def test_atomic_files_follow_a_strict_umask(tmp_path):
     finally:
         os.umask(old)
     assert mode(path) == 0o600
-
