@@ -272,19 +272,33 @@ def _started_ms(result: dict) -> int:
 
 
 def _experiment_id(client, experiment: dict, uri: str) -> str:
-    """The experiment's id in the store at ``uri``.
+    """The id of the config's experiment in the store at ``uri``, checked by name.
 
-    ``mlflow_experiment.json`` records the store it was made in; if ``MLFLOW_TRACKING_URI`` has
-    changed since (a server that was down, logged locally instead), its id means nothing here,
-    or another experiment, so the experiment is found or created by name in this store."""
-    if experiment.get("tracking_uri") in (None, uri):
-        return experiment["experiment_id"]
+    ``mlflow_experiment.json`` is only a cache: the store may have been recreated since (the id
+    then names nothing, or another config's experiment) or ``MLFLOW_TRACKING_URI`` changed. The
+    recorded id is used only where it still names this experiment; otherwise the experiment is
+    found, or created, by name in this store."""
+    from mlflow.exceptions import MlflowException
+
     name = experiment["experiment_name"]
+    if experiment.get("tracking_uri") in (None, uri):
+        try:
+            recorded = client.get_experiment(experiment["experiment_id"])
+        except MlflowException:  # no experiment with that id in this store
+            recorded = None
+        if recorded is not None and recorded.name == name:
+            return recorded.experiment_id
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     location = artifact_root() if uri.startswith("sqlite:") else None
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another track job created it meanwhile (a server has no lock)
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def _supersede(client, experiment_id: str, key: str, new_run_id: str) -> list[str]:

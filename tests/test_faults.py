@@ -7,6 +7,7 @@ whole process group, as a terminal sends it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -231,6 +232,53 @@ def test_tracking_uri_changed_since_the_experiment_job_logs_to_the_right_experim
     logged = client.get_experiment(client.get_run(record["run_id"]).info.experiment_id)
     assert logged.name == "detbench-moved" and record["experiment_id"] == logged.experiment_id
     assert client.search_runs([foreign]) == []
+
+
+def in_fresh_process(workdir: Path, code: str) -> str:
+    """Run ``code`` (with ``track`` and ``MlflowClient`` imported) in ``workdir`` as a new
+    process, as each Snakemake job is; its stdout."""
+    prelude = "from pathlib import Path\nfrom mlflow.tracking import MlflowClient\n"
+    prelude += "from detbench import track\n"
+    done = subprocess.run([sys.executable, "-c", prelude + code], cwd=workdir, env=clean_env(),
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def experiment_of_run(db: Path, run_id: str) -> str:
+    """The name of the experiment holding ``run_id``, read from the SQLite store itself (an
+    MlflowClient in this process would keep reading a deleted store through its cached engine)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        (name,) = connection.execute(
+            "SELECT e.name FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
+            "WHERE r.run_uuid = ?",
+            (run_id,),
+        ).fetchone()
+    return name
+
+
+def test_recreated_store_logs_to_this_configs_experiment_not_a_stale_id(tmp_path):
+    """mlruns/mlflow.db deleted after the experiment job ran: the cached id names nothing, then
+    (once another config has made an experiment) someone else's experiment."""
+    db = tmp_path / "mlruns/mlflow.db"
+    log = "r = track.log_run_dir(Path('{0}'), 'experiment.json', Path('{0}') / 'mlflow.json')\n"
+    log += "print(r['run_id'])"
+    in_fresh_process(tmp_path, "track.ensure_experiment('mine', 'experiment.json')")
+    recorded = json.loads((tmp_path / "experiment.json").read_text())["experiment_id"]
+    db.unlink()
+    first = make_run_dir(tmp_path, "mine", GOOD, "cpu", samples=3)
+    run_id = in_fresh_process(tmp_path, log.format(first)).strip()
+    assert experiment_of_run(db, run_id) == "detbench-mine"
+    db.unlink()
+    other = in_fresh_process(
+        tmp_path, "print(MlflowClient(track.tracking_uri()).create_experiment('detbench-other'))"
+    ).strip()
+    assert other == recorded  # the cached id is now another config's experiment
+    second = make_run_dir(tmp_path, "mine", BAD, "cpu", samples=3)
+    run_id = in_fresh_process(tmp_path, log.format(second)).strip()
+    assert experiment_of_run(db, run_id) == "detbench-mine"
 
 
 # --- tracking server down during track, and a model that fails ---------------------------------
