@@ -135,7 +135,11 @@ def run_benchmark(
     result: str,
     log: str,
 ):
-    """A speed or voc run through the device runner; its failures are recorded results."""
+    """A speed or voc run through the device runner; its failures are recorded results.
+
+    The job ends with Snakemake: if Snakemake dies, this process is terminated and stops the
+    runner (:func:`detbench.runs.die_with_parent`)."""
+    runs.die_with_parent()
     spec = runs.build_spec(
         kind=kind,
         config_name=config_name,

@@ -166,6 +166,88 @@ def test_ctrl_c_to_the_runner_itself_leaves_no_result(interrupted):
     assert half_written(direct) == []
 
 
+# --- SIGKILL of the job script, then of Snakemake itself, during a voc run --------------------
+
+
+def wait_until_gone(workdir: Path, timeout: float = 120.0) -> list[str]:
+    """Wait for every process working in ``workdir`` to end; those left at the deadline."""
+    deadline = time.monotonic() + timeout
+    while (left := processes_in(workdir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def job_script(snakemake_pid: int):
+    import psutil
+
+    (job,) = [p for p in psutil.Process(snakemake_pid).children()
+              if any(".snakemake/scripts/" in part for part in p.cmdline())]  # fmt: skip
+    return job
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory) -> dict:
+    """A voc run whose job script is SIGKILLed, then one whose Snakemake is SIGKILLed, the state
+    each left once every process ended, then ``--unlock`` and ``--rerun-incomplete``."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("sigkill"), tiny_config("kill", [GOOD], 16))
+    run_dir = workdir / f"results/kill/voc/{GOOD}/cpu"
+    target = f"results/kill/voc/{GOOD}/cpu/result.json"
+
+    def start() -> subprocess.Popen:
+        command = [sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile",
+                   "test.yaml"]  # fmt: skip
+        return subprocess.Popen(
+            command, cwd=workdir, env=clean_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+
+    state = {}
+    for victim in ("job script", "snakemake"):
+        first = start()
+        wait_for(run_dir / "telemetry.csv", first)  # the runner is up and sampling
+        os.kill(job_script(first.pid).pid if victim == "job script" else first.pid, signal.SIGKILL)
+        out, _ = first.communicate(timeout=120)
+        state[victim] = {
+            "code": first.returncode,
+            "output": out,
+            "left": wait_until_gone(workdir),
+            "run_files": sorted(p.name for p in run_dir.iterdir()),
+            "half_written": half_written(workdir),
+        }
+    state["unlock"] = snakemake(workdir, "--unlock", "--configfile", "test.yaml")
+    state["again"] = snakemake(workdir, target, "--rerun-incomplete", "--configfile", "test.yaml")
+    state["run_dir"], state["workdir"] = run_dir, workdir
+    return state
+
+
+def test_sigkilled_job_script_takes_its_runner_with_it(killed):
+    job = killed["job script"]
+    assert job["code"] != 0
+    assert job["left"] == []
+    assert job["run_files"] == ["spec.json"]  # the runner wrote nothing after the job failed
+
+
+def test_sigkilled_snakemake_takes_its_job_and_runner_with_it(killed):
+    gone = killed["snakemake"]
+    assert gone["code"] == -signal.SIGKILL
+    assert gone["left"] == []
+    assert gone["run_files"] == ["spec.json"]
+    assert gone["half_written"] == []
+
+
+def test_rerun_incomplete_after_sigkill_writes_a_whole_run_dir(killed):
+    assert killed["unlock"].returncode == 0, killed["unlock"].stderr[-3000:]
+    again = killed["again"]
+    assert again.returncode == 0, again.stderr[-3000:]
+    run_dir = killed["run_dir"]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "ok" and result["image_count"] == 16
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "detections.npz", "result.json", "spec.json", "telemetry.csv",
+    ]  # fmt: skip
+    assert len((run_dir / "telemetry.csv").read_text().splitlines()) > 1
+
+
 # --- MLflow run interrupted while logging ------------------------------------------------------
 
 
