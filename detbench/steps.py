@@ -216,11 +216,12 @@ def track(result: str, experiment: str, out: str, log: str) -> None:
         print(json.dumps(record), file=sys.stdout)
 
 
-def aggregate(tracked: list[str], out: str, log: str) -> None:
+def aggregate(results: list[str], out: str, log: str) -> None:
+    """``summary.csv`` from each run's ``result.json`` (and the ``map.json`` beside it)."""
     from detbench.report.aggregate import write_summary
 
     with logging_to(log):
-        write_summary(sorted(Path(p).parent for p in tracked), out)
+        write_summary(sorted(Path(p).parent for p in results), out)
 
 
 def plots(summary: str, figures: list[str], log: str) -> None:

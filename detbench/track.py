@@ -1,7 +1,8 @@
 """Log run directories to MLflow (DESIGN §7), after the benchmark, as a job of its own.
 
 A run's files never depend on MLflow: if the tracking server is down the ``track`` job fails
-with the URI in its error, the files stay, and a rerun logs them without re-benchmarking.
+within seconds (:data:`HTTP_LIMITS`) with the URI in its error, the files stay, the report is
+made without MLflow, and a rerun logs them without re-benchmarking.
 Concurrent ``track`` jobs on the default SQLite store are serialised with a file lock (SQLite
 allows one writer; MLflow's own retries do not cover a fresh store's migrations).
 """
@@ -32,6 +33,9 @@ TIMING_METRICS = (
     "measured_images", "measured_batches",
 )  # fmt: skip
 RUN_FILES = ("result.json", "spec.json", "telemetry.csv", "map.json", "detections.npz")
+# A tracking server that does not answer fails a track job in seconds, not MLflow's ~250 s of
+# retries per call; the environment's own MLFLOW_HTTP_REQUEST_* settings win.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 class TrackingError(RuntimeError):
@@ -70,6 +74,8 @@ def store_lock(uri: str):
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
+    for name, value in HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -87,7 +93,11 @@ def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
             else:
                 experiment_id = experiment.experiment_id
     except Exception as exc:
-        raise TrackingError(f"MLflow at {uri}: cannot create experiment {name!r}: {exc}") from exc
+        raise TrackingError(
+            f"MLflow at {uri}: cannot create experiment {name!r} ({type(exc).__name__}: {exc}); "
+            "the runs' files are kept, rerun the same snakemake command to log them once the "
+            "tracking store is reachable"
+        ) from exc
     record = {"experiment_id": experiment_id, "experiment_name": name, "tracking_uri": uri}
     write_json_atomic(out_json, record)
     return record

@@ -383,8 +383,9 @@ def _mtimes(workdir: Path, name: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def degraded(tmp_path_factory) -> dict:
-    """Two models, one with corrupt weights, run while the tracking server is down; then the
-    same command once tracking works again."""
+    """Two models, one with corrupt weights, run with MLFLOW_TRACKING_URI at a port where nothing
+    listens (MLflow's own retry settings untouched, no --keep-going); then the same command once
+    tracking works again."""
     root = tmp_path_factory.mktemp("degraded")
     weights = root / "weights-in"
     weights.mkdir()
@@ -400,34 +401,33 @@ def degraded(tmp_path_factory) -> dict:
     config["voc_run"]["batch"] = 4
     (root / "wf").mkdir()
     workdir = copy_workflow(root / "wf", config)
-    made = snakemake(workdir, "results/deg/mlflow_experiment.json", "--configfile", "test.yaml")
-    assert made.returncode == 0, made.stderr[-3000:]
     uri = f"http://127.0.0.1:{_closed_port()}"
-    dead = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-    down = snakemake(workdir, "all", "--keep-going", "--configfile", "test.yaml", env=dead)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    dead = {**env, "MLFLOW_TRACKING_URI": uri}
+    down = snakemake(workdir, "all", "--configfile", "test.yaml", env=dead)
     state = {"workdir": workdir, "uri": uri, "down": down, "results": _mtimes(workdir, "*.json")}
-    logs = sorted((workdir / "logs/deg/track").rglob("*.log"))
-    state["track_logs"] = {str(log.relative_to(workdir)): log.read_text() for log in logs}
-    state["reported"] = (workdir / "reports/deg/summary.csv").exists()
+    state["experiment_log"] = (workdir / "logs/deg/mlflow_experiment.log").read_text()
+    state["reports"] = {str(p.relative_to(workdir)): p.stat().st_mtime_ns
+                        for p in sorted((workdir / "reports/deg").rglob("*.*"))}  # fmt: skip
     state["summary"] = summary_rows(workdir, "test.yaml")
     state["rerun"] = snakemake(workdir, "all", "--configfile", "test.yaml")
     return state
 
 
-def test_tracking_server_down_fails_track_jobs_naming_the_uri(degraded):
+def test_tracking_server_down_fails_only_tracking_naming_the_uri(degraded):
     uri, down = degraded["uri"], degraded["down"]
     assert down.returncode != 0
     assert uri in down.stderr
-    logs = degraded["track_logs"]
-    assert len(logs) == 4  # one speed and one voc run per model
-    for text in logs.values():
-        assert f"MLflow at {uri}" in text and "files are kept" in text, text[-2000:]
-    # every benchmark output survived; nothing was logged
+    log = degraded["experiment_log"]
+    assert f"MLflow at {uri}" in log and "files are kept" in log, log[-2000:]
+    # every benchmark ran and the report was made; nothing was logged
     results = degraded["results"]
     assert len([p for p in results if p.endswith("result.json")]) == 4
     assert len([p for p in results if p.endswith("map.json")]) == 2
     assert not [p for p in results if p.endswith("mlflow.json")]
-    assert not degraded["reported"]
+    assert "reports/deg/summary.csv" in degraded["reports"]
+    assert len(pd.read_csv(degraded["workdir"] / "reports/deg/summary.csv")) == 4
+    assert [p for p in degraded["reports"] if p.endswith(".png")]
 
 
 def test_rerun_after_server_down_only_logs_and_reports(degraded):
@@ -435,14 +435,17 @@ def test_rerun_after_server_down_only_logs_and_reports(degraded):
     summary = degraded["summary"]
     pending = {(rule, path) for rule, path, state in summary if state == "update pending"}
     expected = {(rule, path) for rule, path, _ in summary
-                if path.endswith("/mlflow.json") and rule.startswith("track_")
-                or path.startswith("reports/deg/")}  # fmt: skip
-    assert len(expected) > 4 + 1  # four track jobs, the summary and its figures
+                if rule.startswith("track_") or rule == "mlflow_experiment"}  # fmt: skip
+    assert len({path for _, path in expected if path.endswith("/mlflow.json")}) == 4
     assert pending == expected
     rerun = degraded["rerun"]
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     after = _mtimes(workdir, "*.json")
-    assert {p: t for p, t in after.items() if not p.endswith("mlflow.json")} == degraded["results"]
+    assert {p: t for p, t in after.items() if not p.endswith("mlflow.json")
+            and not p.endswith("mlflow_experiment.json")} == degraded["results"]  # fmt: skip
+    reports = {str(p.relative_to(workdir)): p.stat().st_mtime_ns
+               for p in sorted((workdir / "reports/deg").rglob("*.*"))}  # fmt: skip
+    assert reports == degraded["reports"]
     client = MlflowClient(f"sqlite:///{workdir}/mlruns/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("detbench-deg").experiment_id])
     assert sorted((r.data.tags["model"], r.info.status) for r in runs) == sorted(
@@ -457,7 +460,7 @@ def test_failing_model_is_recorded_failed_and_the_rest_finishes(degraded):
     bad, good = summary[summary.model == BAD], summary[summary.model == GOOD]
     assert len(bad) == len(good) == 2
     assert (bad.status == "failed").all() and (good.status == "ok").all()
-    assert bad.error.str.contains("MXNetError|params|parameter", case=False).all(), bad.error
+    assert bad.error.str.contains(f"weights/file/{BAD}.params: not an MXNet parameter file").all()
     assert good.mAP.notna().any()
     assert list((workdir / "reports/deg/figures").glob("*.png"))
     result = json.loads((workdir / f"results/deg/voc/{BAD}/cpu/result.json").read_text())
