@@ -71,6 +71,22 @@ def data_source(config: dict) -> str:
     return "download"
 
 
+def root_state(config: dict) -> str | None:
+    """For ``voc.root``: the fingerprint of the split's ids and annotations as they are now
+    (or why they cannot be read), a ``check_voc`` param, so that editing the dataset in place
+    reruns the check and everything measured on it. ``None`` for the other sources, whose
+    devkit is a rule's output."""
+    if data_source(config) != "root":
+        return None
+    from detbench.data.check import fingerprint
+    from detbench.data.errors import DataError
+
+    try:
+        return fingerprint(config["voc"]["root"], config["voc"]["split"])
+    except (DataError, OSError) as exc:
+        return f"unreadable: {exc}"
+
+
 def settings(config: dict, model: str, section: str) -> dict:
     """``config[section]`` with the model's overrides applied (section: speed | voc_run)."""
     merged = copy.deepcopy(config[section])

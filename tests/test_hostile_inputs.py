@@ -488,3 +488,32 @@ def test_weights_that_are_not_an_mxnet_file_are_a_failed_run_naming_the_file(tmp
     result = json.loads((spec.parent / "result.json").read_text())
     assert result["status"] == "failed"
     assert result["error"].startswith(f"WeightsRefused: {params}: not an MXNet parameter file")
+
+
+# --- a dataset under voc.root changed in place -------------------------------------------------
+
+
+def test_changed_voc_root_is_checked_again_with_a_new_fingerprint(workdir, tmp_path):
+    from detbench.data.check import fingerprint
+
+    root = devkit(tmp_path, images=3)
+    dataset = workdir / "data/edited/dataset.json"
+    config = {"voc": {"root": str(root)}}
+    code, out = run(workdir, "edited", config, "data/edited/dataset.json")
+    assert code == 0, out
+    before = json.loads(dataset.read_text())
+    code, out = run(workdir, "edited", config, "data/edited/dataset.json")
+    assert code == 0 and "Nothing to be done" in out  # unchanged: not checked again
+    split = root / "VOC2007/ImageSets/Main/test.txt"
+    split.write_text("000001\n000002\n")  # one id removed
+    code, out = run(workdir, "edited", config, "data/edited/dataset.json")
+    assert code == 0, out
+    after = json.loads(dataset.read_text())
+    assert after["images"] == 2 and after["fingerprint"] == fingerprint(root)
+    assert after["fingerprint"] != before["fingerprint"]
+    xml = root / "VOC2007/Annotations/000001.xml"
+    xml.write_text(xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>"))
+    code, out = run(workdir, "edited", config, "data/edited/dataset.json")
+    assert code == 0, out
+    edited = json.loads(dataset.read_text())
+    assert edited["fingerprint"] == fingerprint(root) != after["fingerprint"]
