@@ -17,9 +17,14 @@ def _evaluate(args) -> int:
         published_map=args.published_map, untrained=args.untrained,
     )  # fmt: skip
     write_map_json(result, Path(args.out))
-    print(
-        f"mAP {result['mAP']:.4f} ({result['metric']}) over {result['images']} images -> {args.out}"
-    )
+    score = "undefined" if result["mAP"] is None else f"{result['mAP']:.4f}"
+    print(f"mAP {score} ({result['metric']}) over {result['images']} images -> {args.out}")
+    if result["mAP"] is None:
+        print(
+            f"detbench evaluate: mAP is undefined: no class has non-difficult ground truth in "
+            f"these {result['images']} images of {args.voc_root}; {args.out} records null",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -87,10 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from detbench.data.errors import DataError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, DataError) as exc:
         print(f"detbench {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -32,6 +32,7 @@ the GluonCV model zoo and the seed study report GluonCV's number:
 from __future__ import annotations
 
 import math
+import stat
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ __all__ = [
 METRICS = ("voc07", "area")
 DETECTION_KEYS = ("image_ids", "image_index", "labels", "scores", "boxes")
 ACCURACY_TOLERANCE = 0.01
+MAX_DETECTIONS_BYTES = 1 << 30  # ~30 million detections: far beyond any VOC run
 MAP_AVERAGES = "classes with non-difficult ground truth (GluonCV)"
 _NUM_CLASSES = len(VOC_CLASSES)
 _VOC07_RECALLS = np.arange(0.0, 1.1, 0.1)  # GluonCV's thresholds, bit for bit
@@ -199,37 +201,74 @@ def load_detections(
     ``known_as`` names them in the error. Keys beyond the five of the contract are ignored.
     """
     path = Path(path)
+    arrays = _read_npz(path)
+    return check_detections(arrays, str(path), known_ids, known_as=known_as)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The contract's arrays of the ``.npz`` at ``path``, each inflated only after its ``.npy``
+    header has been read and its size checked (:data:`MAX_DETECTIONS_BYTES` in all), so a small
+    compressed file cannot claim gigabytes; a FIFO or device is refused unread."""
     try:
-        archive = np.load(path, allow_pickle=False)
+        info = path.stat()
     except FileNotFoundError:
         raise DetectionsError(f"{path}: detections file not found") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except OSError as exc:
+        raise DetectionsError(f"{path}: unreadable ({exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise DetectionsError(f"{path}: expected a regular .npz file, got a special file")
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    if head == b"\x93NUMPY":
+        raise DetectionsError(
+            f"{path}: expected an .npz archive with keys {', '.join(DETECTION_KEYS)}, "
+            "got a single array (.npy)"
+        )
+    if not head.startswith(b"PK"):
+        got = "an empty file" if not head else f"a file starting with {head!r}"
+        raise DetectionsError(f"{path}: expected an .npz archive (a zip file), got {got}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            headers = {k: _npy_header(archive, f"{k}.npy", path) for k in DETECTION_KEYS
+                       if f"{k}.npy" in archive.namelist()}  # fmt: skip
+            total = sum(nbytes for _, _, nbytes in headers.values())
+            if total > MAX_DETECTIONS_BYTES:
+                shapes = ", ".join(f"{k} {shape}" for k, (shape, _, _) in headers.items())
+                raise DetectionsError(
+                    f"{path}: expected at most {MAX_DETECTIONS_BYTES >> 20} MiB of arrays, its "
+                    f"headers claim {total >> 20} MiB ({shapes}); refused before reading"
+                )
+            arrays = {}
+            for key in headers:
+                with archive.open(f"{key}.npy") as member:
+                    arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DetectionsError):
+            raise
         raise DetectionsError(
             f"{path}: expected an .npz archive, got an unreadable file ({exc})"
         ) from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
+    return arrays
+
+
+def _npy_header(archive: zipfile.ZipFile, name: str, path: Path) -> tuple:
+    """(shape, dtype, nbytes) from the ``.npy`` header of member ``name``; object arrays
+    (pickles) are refused here."""
+    key = name[: -len(".npy")]
+    with archive.open(name) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0)):
+            raise DetectionsError(f"{path}: key {key!r}: unsupported .npy version {version}")
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)  # fmt: skip
+        shape, _, dtype = read(member)
+    if dtype.hasobject:
         raise DetectionsError(
-            f"{path}: expected an .npz archive with keys {', '.join(DETECTION_KEYS)}, "
-            f"got a single array of shape {np.shape(archive)}"
+            f"{path}: key {key!r}: expected a plain numpy array, got a pickled object "
+            "array (dtype object), which is refused; save str ids with dtype str and "
+            "numbers with numeric dtypes"
         )
-    arrays = {}
-    with archive:
-        for key in DETECTION_KEYS:
-            if key not in archive.files:
-                continue
-            try:
-                arrays[key] = archive[key]
-            except ValueError as exc:
-                if "allow_pickle" not in str(exc):
-                    raise DetectionsError(f"{path}: key {key!r}: unreadable ({exc})") from None
-                raise DetectionsError(
-                    f"{path}: key {key!r}: expected a plain numpy array, got a pickled object "
-                    "array (dtype object), which is refused; save str ids with dtype str and "
-                    "numbers with numeric dtypes"
-                ) from None
-            except (OSError, zipfile.BadZipFile) as exc:
-                raise DetectionsError(f"{path}: key {key!r}: unreadable ({exc})") from None
-    return check_detections(arrays, str(path), known_ids, known_as=known_as)
+    return shape, dtype, math.prod(shape) * dtype.itemsize
 
 
 def _ground_truth(images: Sequence[VOCImage]):

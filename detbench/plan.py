@@ -30,9 +30,27 @@ def check_config(config: dict) -> None:
     stray = sorted(set(config.get("overrides", {})) - set(config["models"]))
     if stray:
         raise ConfigError(f"overrides: {', '.join(stray)} not listed under models")
+    unused = sorted(set(config["weights"].get("files", {})) - _file_weights(config))
+    if unused:
+        raise ConfigError(
+            f"weights.files: {', '.join(unused)}: no listed model takes these weights (its "
+            "source is not `file`); remove the entry, or set weights.source or weights.per_model"
+        )
     problems = weight_sources.config_errors(config["weights"], config["models"])
     if problems:
         raise ConfigError("weights: " + "; ".join(problems))
+
+
+def _file_weights(config: dict) -> set[str]:
+    """Models whose weights ``weights.files`` must provide (FP32 bases of quantized ones too)."""
+    used = set()
+    for model in config["models"]:
+        source, name = weights_source(config, model), model
+        if source == "quantized":
+            source, name = weight_sources.quantize_input(config["weights"], model)
+        if source == "file":
+            used.add(name)
+    return used
 
 
 def results_dir(config: dict) -> str:
@@ -57,6 +75,22 @@ def data_source(config: dict) -> str:
     if voc.get("archive"):
         return "archive"
     return "download"
+
+
+def root_state(config: dict) -> str | None:
+    """For ``voc.root``: the fingerprint of the split's ids and annotations as they are now
+    (or why they cannot be read), a ``check_voc`` param, so that editing the dataset in place
+    reruns the check and everything measured on it. ``None`` for the other sources, whose
+    devkit is a rule's output."""
+    if data_source(config) != "root":
+        return None
+    from detbench.data.check import fingerprint
+    from detbench.data.errors import DataError
+
+    try:
+        return fingerprint(config["voc"]["root"], config["voc"]["split"])
+    except (DataError, OSError) as exc:
+        return f"unreadable: {exc}"
 
 
 def settings(config: dict, model: str, section: str) -> dict:

@@ -6,11 +6,14 @@ same run directory can be executed on another host (DESIGN §9) and copied back.
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from detbench import zoo
@@ -18,11 +21,70 @@ from detbench.runner.nets import speed_shape
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_OUTPUTS = ("result.json", "telemetry.csv", "detections.npz")
+LOCK_WAIT_S = 60.0
+_PR_SET_PDEATHSIG = 1
 
 
 class RunnerCrashed(RuntimeError):
     """The runner process died without recording a result (not a model failure: those are
     recorded as failed results)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM reached the job (or its parent, Snakemake, died): stop the runner, clean up."""
+
+
+def _on_parent_death(sig: int) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (False elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+
+
+def die_with_parent() -> None:
+    """Make this job process end with the Snakemake process that started it.
+
+    SIGTERM, sent by Linux when the parent dies (even by SIGKILL) or by anyone else, raises
+    :class:`Terminated`, so :func:`execute` stops its runner and removes the partial run files.
+    """
+
+    def terminated(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the cleanup finish
+        raise Terminated(f"signal {signum}: the job was stopped")
+
+    signal.signal(signal.SIGTERM, terminated)
+    _on_parent_death(signal.SIGTERM)  # (no getppid() check: Snakemake may be PID 1 in a container)
+
+
+def _runner_dies_with(parent: int):
+    """``preexec_fn`` of the runner: SIGKILL when ``parent`` (this job process) dies."""
+
+    def preexec():
+        _on_parent_death(signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def _lock_run_dir(run_dir: Path) -> int:
+    """An exclusive lock on ``run_dir`` (flock on the directory itself), shared with the runner
+    (it inherits the descriptor), so two runners never write one run directory at once."""
+    fd = os.open(run_dir, os.O_RDONLY)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise RuntimeError(
+                    f"{run_dir}: another runner still holds this run directory after "
+                    f"{LOCK_WAIT_S:.0f} s; stop it (see `fuser -v {run_dir}`) and rerun"
+                ) from None
+            time.sleep(0.2)
 
 
 def read_json(path: str | Path) -> dict:
@@ -87,22 +149,37 @@ def build_spec(
 
 def execute(spec: dict, run_dir: str | Path, python: str | None, log_path: str | Path) -> dict:
     """Write ``spec.json`` into ``run_dir``, run ``python -m detbench.runner run`` on it with
-    output to ``log_path``, and return the result it recorded."""
+    output to ``log_path``, and return the result it recorded.
+
+    This process owns the runner: the runner is killed when this process dies (Linux), is
+    stopped when this process is interrupted or terminated, and holds the run directory's lock
+    with it. Whatever an earlier, killed runner left in ``run_dir`` is removed first."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_run_dir(run_dir)
+    try:
+        return _execute_locked(spec, run_dir, python, log_path, lock)
+    finally:
+        os.close(lock)
+
+
+def _execute_locked(spec, run_dir: Path, python, log_path, lock: int) -> dict:
+    remove_outputs(run_dir)
     result_path = run_dir / "result.json"
-    result_path.unlink(missing_ok=True)
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
     command = [python or sys.executable, "-m", "detbench.runner", "run", str(spec_path)]
     with open(log_path, "a") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        runner = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=runner_env())
+        runner = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=runner_env(), pass_fds=(lock,),
+            preexec_fn=_runner_dies_with(os.getpid()),
+        )  # fmt: skip
         try:
             code = runner.wait()
-        except BaseException:  # Ctrl-C: stop the runner, then leave no partial output behind
-            _stop(runner)
+        except BaseException as exc:  # Ctrl-C or SIGTERM: stop the runner, leave no partial output
+            _stop(runner, interrupt_now=not isinstance(exc, KeyboardInterrupt))
             remove_outputs(run_dir)
             raise
     if not result_path.exists():
@@ -113,10 +190,14 @@ def execute(spec: dict, run_dir: str | Path, python: str | None, log_path: str |
     return read_json(result_path)
 
 
-def _stop(runner: subprocess.Popen, grace_s: float = 10.0) -> None:
+def _stop(runner: subprocess.Popen, grace_s: float = 10.0, interrupt_now: bool = False) -> None:
     """Let an interrupted runner finish its own interrupt handling (Ctrl-C reaches the whole
-    process group), then interrupt it, then kill it."""
-    for action in (None, signal.SIGINT, signal.SIGKILL):
+    process group), then interrupt it, then kill it. ``interrupt_now``: the runner got no
+    signal of its own (this process was terminated), so interrupt it at once."""
+    actions = (
+        (signal.SIGINT, signal.SIGKILL) if interrupt_now else (None, signal.SIGINT, signal.SIGKILL)
+    )
+    for action in actions:
         if action is not None and runner.poll() is None:
             runner.send_signal(action)
         try:

@@ -149,7 +149,11 @@ def run_benchmark(
     result: str,
     log: str,
 ):
-    """A speed or voc run through the device runner; its failures are recorded results."""
+    """A speed or voc run through the device runner; its failures are recorded results.
+
+    The job ends with Snakemake: if Snakemake dies, this process is terminated and stops the
+    runner (:func:`detbench.runs.die_with_parent`)."""
+    runs.die_with_parent()
     spec = runs.build_spec(
         kind=kind,
         config_name=config_name,
@@ -232,11 +236,12 @@ def track(result: str, experiment: str, out: str, log: str, pictures: list[str] 
         print(json.dumps(record), file=sys.stdout)
 
 
-def aggregate(tracked: list[str], out: str, log: str) -> None:
+def aggregate(results: list[str], out: str, log: str) -> None:
+    """``summary.csv`` from each run's ``result.json`` (and the ``map.json`` beside it)."""
     from detbench.report.aggregate import write_summary
 
     with logging_to(log):
-        write_summary(sorted(Path(p).parent for p in tracked), out)
+        write_summary(sorted(Path(p).parent for p in results), out)
 
 
 def plots(summary: str, figures: list[str], log: str) -> None:

@@ -1,7 +1,8 @@
 """Log run directories to MLflow (DESIGN §7), after the benchmark, as a job of its own.
 
 A run's files never depend on MLflow: if the tracking server is down the ``track`` job fails
-with the URI in its error, the files stay, and a rerun logs them without re-benchmarking.
+within seconds (:data:`HTTP_LIMITS`) with the URI in its error, the files stay, the report is
+made without MLflow, and a rerun logs them without re-benchmarking.
 Concurrent ``track`` jobs on the default SQLite store are serialised with a file lock (SQLite
 allows one writer; MLflow's own retries do not cover a fresh store's migrations).
 """
@@ -40,6 +41,9 @@ TIMING_METRICS = (
     "measured_images", "measured_batches",
 )  # fmt: skip
 RUN_FILES = ("result.json", "spec.json", "telemetry.csv", "map.json", "detections.npz")
+# A tracking server that does not answer fails a track job in seconds, not MLflow's ~250 s of
+# retries per call; the environment's own MLFLOW_HTTP_REQUEST_* settings win.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 class TrackingError(RuntimeError):
@@ -78,6 +82,8 @@ def store_lock(uri: str):
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
+    for name, value in HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -95,7 +101,11 @@ def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
             else:
                 experiment_id = experiment.experiment_id
     except Exception as exc:
-        raise TrackingError(f"MLflow at {uri}: cannot create experiment {name!r}: {exc}") from exc
+        raise TrackingError(
+            f"MLflow at {uri}: cannot create experiment {name!r} ({type(exc).__name__}: {exc}); "
+            "the runs' files are kept, rerun the same snakemake command to log them once the "
+            "tracking store is reachable"
+        ) from exc
     record = {"experiment_id": experiment_id, "experiment_name": name, "tracking_uri": uri}
     write_json_atomic(out_json, record)
     return record
@@ -249,19 +259,33 @@ def _started_ms(result: dict) -> int:
 
 
 def _experiment_id(client, experiment: dict, uri: str) -> str:
-    """The experiment's id in the store at ``uri``.
+    """The id of the config's experiment in the store at ``uri``, checked by name.
 
-    ``mlflow_experiment.json`` records the store it was made in; if ``MLFLOW_TRACKING_URI`` has
-    changed since (a server that was down, logged locally instead), its id means nothing here,
-    or another experiment, so the experiment is found or created by name in this store."""
-    if experiment.get("tracking_uri") in (None, uri):
-        return experiment["experiment_id"]
+    ``mlflow_experiment.json`` is only a cache: the store may have been recreated since (the id
+    then names nothing, or another config's experiment) or ``MLFLOW_TRACKING_URI`` changed. The
+    recorded id is used only where it still names this experiment; otherwise the experiment is
+    found, or created, by name in this store."""
+    from mlflow.exceptions import MlflowException
+
     name = experiment["experiment_name"]
+    if experiment.get("tracking_uri") in (None, uri):
+        try:
+            recorded = client.get_experiment(experiment["experiment_id"])
+        except MlflowException:  # no experiment with that id in this store
+            recorded = None
+        if recorded is not None and recorded.name == name:
+            return recorded.experiment_id
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     location = artifact_root() if uri.startswith("sqlite:") else None
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another track job created it meanwhile (a server has no lock)
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def _supersede(client, experiment_id: str, key: str, new_run_id: str) -> list[str]:

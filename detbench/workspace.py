@@ -16,7 +16,7 @@ import yaml
 
 from detbench.runs import REPO_ROOT
 
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "report")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "envs", "report", "profiles")
 
 
 def copy_workflow(workdir: Path, config: dict | None = None, name: str = "test.yaml") -> Path:

@@ -86,6 +86,7 @@ rule check_voc:
         ENV
     params:
         root=config["voc"]["root"],
+        root_state=plan.root_state(config),
         split=config["voc"]["split"],
         synthetic=SOURCE == "synthetic",
     message:

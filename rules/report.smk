@@ -8,7 +8,8 @@ report: "../report/workflow.rst"
 
 rule aggregate:
     input:
-        tracked=[f"{run}/mlflow.json" for run in plan.run_dirs(config)],
+        results=[f"{run}/result.json" for run in plan.run_dirs(config)],
+        scores=[f"{run}/map.json" for run in plan.voc_dirs(config)],
     output:
         summary=report(
             f"{REPORTS}/summary.csv",

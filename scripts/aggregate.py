@@ -1,3 +1,3 @@
 from detbench.steps import aggregate
 
-aggregate(list(snakemake.input.tracked), snakemake.output.summary, snakemake.log[0])
+aggregate(list(snakemake.input.results), snakemake.output.summary, snakemake.log[0])

@@ -289,3 +289,231 @@ def test_detections_with_pickled_objects_are_refused_unread(tmp_path):
     assert refusal in done.stderr
     assert "refused" in done.stderr
     assert not sentinel.exists() and not out.exists()
+
+
+# --- config values that would escape their folders ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden"])
+def test_run_name_that_is_not_a_plain_folder_is_refused(workdir, name):
+    (workdir / "escape.yaml").write_text(yaml.safe_dump({"name": name}))
+    done = snakemake(workdir, "-n", "--configfile", "escape.yaml")
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert "Error validating config file" in out and "['name']" in out
+
+
+def test_split_that_is_a_path_is_refused(workdir):
+    code, out = run(workdir, "split", {"voc": {"split": "../../../etc/x"}}, "-n")
+    assert code != 0
+    assert "['voc']['split']" in out and "does not match" in out
+
+
+def test_weights_files_entry_no_model_uses_is_refused_by_name(workdir, tmp_path):
+    files = {"yolo3_mobilenet1.0_voc": {"path": str(tmp_path / "w.params"), "sha256": "a" * 64}}
+    config = {"models": [MODEL], "weights": {"source": "untrained", "files": files}}
+    code, out = run(workdir, "stray", config, "-n")
+    assert code != 0
+    assert "weights.files: yolo3_mobilenet1.0_voc: no listed model takes these weights" in out
+
+
+def test_runner_refuses_image_ids_that_are_paths(tmp_path):
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8 not for the runner")
+    weights = {"path": "absent.params", "source": "untrained", "untrained": True, "sha256": "0"}
+    spec = runner_spec(tmp_path, "cpu", weights)
+    body = json.loads(spec.read_text())
+    body["image_ids"] = ["000001", "../../../../secret"]
+    spec.write_text(json.dumps(body))
+    done = cli("run", str(spec), cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"{spec}: image_ids entry 2 is '../../../../secret', expected a VOC image id" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in spec.parent.iterdir()) == ["spec.json"]
+
+
+# --- unbounded reads ---------------------------------------------------------------------------
+
+CHECK = "import sys; from detbench.data.check import check_dataset; check_dataset(sys.argv[1])"
+
+
+def limited(memory: int):
+    """A ``preexec_fn`` capping the child's address space: a runaway read fails, not the host."""
+
+    def apply():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    return apply
+
+
+def test_jpegs_that_are_a_fifo_or_dev_zero_are_refused_unread(tmp_path):
+    kit = devkit(tmp_path, images=3)
+    images = kit / "VOC2007/JPEGImages"
+    (images / "000001.jpg").unlink()
+    os.mkfifo(images / "000001.jpg")
+    (images / "000002.jpg").unlink()
+    (images / "000002.jpg").symlink_to("/dev/zero")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK, str(kit)], env=env, capture_output=True, text=True,
+        timeout=120, preexec_fn=limited(2 << 30),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"{images / '000001.jpg'}: image file unreadable (not a regular file but a FIFO)" in (
+        done.stderr
+    )
+    assert f"{images / '000002.jpg'}: image file unreadable (not a regular file but a device" in (
+        done.stderr
+    )
+    assert "2 problem(s) in split 'test' (3 images)" in done.stderr
+
+
+def _npz_with_scores(path: Path, scores_npy) -> Path:
+    """A detections.npz whose ``scores`` member is written by ``scores_npy(member)``."""
+    import zipfile
+
+    empty = {"image_ids": np.array(["000001"]), "image_index": np.zeros(0, np.int64),
+             "labels": np.zeros(0, np.int64), "boxes": np.zeros((0, 4), np.float32)}  # fmt: skip
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for key, array in empty.items():
+            with archive.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, array)
+        with archive.open("scores.npy", "w", force_zip64=True) as member:
+            scores_npy(member)
+    return path
+
+
+def _evaluate_limited(tmp_path: Path, npz: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
+    out = str(tmp_path / "m.json")
+    command = [sys.executable, "-m", "detbench.cli", "evaluate", "--voc-root",
+               str(devkit(tmp_path)), "--detections", str(npz), "--out", out]  # fmt: skip
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, preexec_fn=limited(1 << 30))  # fmt: skip
+
+
+def test_detections_header_claiming_a_huge_array_is_refused_before_reading(tmp_path):
+    def claim(member):
+        header = {"descr": "<f4", "fortran_order": False, "shape": (1 << 40,)}
+        np.lib.format.write_array_header_1_0(member, header)
+
+    npz = _npz_with_scores(tmp_path / "claims.npz", claim)
+    done = _evaluate_limited(tmp_path, npz)
+    assert done.returncode == 1
+    assert f"{npz}: expected at most 1024 MiB of arrays, its headers claim" in done.stderr
+    assert "refused before reading" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_small_compressed_detections_that_inflate_to_gigabytes_are_refused(tmp_path):
+    size = 5 << 28  # 1.25 GiB of float32 zeros, about a megabyte compressed
+
+    def zeros(member):
+        header = {"descr": "<f4", "fortran_order": False, "shape": (size // 4,)}
+        np.lib.format.write_array_header_1_0(member, header)
+        block = bytes(1 << 24)
+        for _ in range(size // len(block)):
+            member.write(block)
+
+    npz = _npz_with_scores(tmp_path / "bomb.npz", zeros)
+    assert npz.stat().st_size < 8 << 20
+    done = _evaluate_limited(tmp_path, npz)
+    assert done.returncode == 1
+    assert f"{npz}: expected at most 1024 MiB of arrays" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- errors that must say what is wrong --------------------------------------------------------
+
+
+def test_evaluate_without_ground_truth_records_null_and_says_undefined(tmp_path):
+    kit = devkit(tmp_path)
+    for xml in sorted((kit / "VOC2007/Annotations").glob("*.xml")):
+        text = xml.read_text()
+        xml.write_text(text[: text.find("<object>")] + "</annotation>\n" if "<object>" in text
+                       else text)  # fmt: skip
+    npz = tmp_path / "dets.npz"
+    np.savez(npz, image_ids=np.array(["000001", "000002"]), image_index=np.zeros(0, np.int64),
+             labels=np.zeros(0, np.int64), scores=np.zeros(0, np.float32),
+             boxes=np.zeros((0, 4), np.float32))  # fmt: skip
+    out = tmp_path / "map.json"
+    done = cli("evaluate", "--voc-root", str(kit), "--detections", str(npz), "--out", str(out),
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "mAP is undefined: no class has non-difficult ground truth" in done.stderr
+    assert json.loads(out.read_text())["mAP"] is None
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [(b"", "got an empty file"), (bytes(range(7, 71)), "got a file starting with b'\\x07")],
+    ids=["empty", "random"],
+)
+def test_evaluate_on_an_empty_or_random_file_says_it_is_not_an_npz(tmp_path, content, said):
+    npz = tmp_path / "dets.npz"
+    npz.write_bytes(content)
+    done = cli("evaluate", "--voc-root", str(devkit(tmp_path)), "--detections", str(npz),
+               "--out", str(tmp_path / "map.json"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    assert f"{npz}: expected an .npz archive (a zip file), {said}" in done.stderr
+    assert "pickle" not in done.stderr
+
+
+def test_fetch_voc_from_an_unreachable_mirror_is_one_message_without_traceback(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/VOCtest_06-Nov-2007.tar"
+    done = cli("fetch-voc", "--url", url, "--archive", str(tmp_path / "voc.tar"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("detbench fetch-voc: ") and url in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_weights_that_are_not_an_mxnet_file_are_a_failed_run_naming_the_file(tmp_path):
+    params = tmp_path / "weights/file" / f"{MODEL}.params"
+    params.parent.mkdir(parents=True)
+    params.write_bytes(b"PK\x03\x04 a zip, not MXNet parameters\n" * 8)
+    digest = hashlib.sha256(params.read_bytes()).hexdigest()
+    weights = {"path": str(params), "source": "file", "untrained": False, "sha256": digest}
+    spec = runner_spec(tmp_path, "cpu", weights)
+    cli("run", str(spec), cwd=tmp_path)
+    result = json.loads((spec.parent / "result.json").read_text())
+    assert result["status"] == "failed"
+    assert result["error"].startswith(f"WeightsRefused: {params}: not an MXNet parameter file")
+
+
+# --- a dataset under voc.root changed in place -------------------------------------------------
+
+
+def test_changed_voc_root_is_checked_again_with_a_new_fingerprint(workdir, tmp_path):
+    from detbench.data.check import fingerprint
+
+    root = devkit(tmp_path, images=3)
+    dataset = workdir / "data/edited/dataset.json"
+    config = {"voc": {"root": str(root)}}
+    code, out = run(workdir, "edited", config, "data/edited/dataset.json")
+    assert code == 0, out
+    before = json.loads(dataset.read_text())
+    code, out = run(workdir, "edited", config, "data/edited/dataset.json")
+    assert code == 0 and "Nothing to be done" in out  # unchanged: not checked again
+    split = root / "VOC2007/ImageSets/Main/test.txt"
+    split.write_text("000001\n000002\n")  # one id removed
+    code, out = run(workdir, "edited", config, "data/edited/dataset.json")
+    assert code == 0, out
+    after = json.loads(dataset.read_text())
+    assert after["images"] == 2 and after["fingerprint"] == fingerprint(root)
+    assert after["fingerprint"] != before["fingerprint"]
+    xml = root / "VOC2007/Annotations/000001.xml"
+    xml.write_text(xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>"))
+    code, out = run(workdir, "edited", config, "data/edited/dataset.json")
+    assert code == 0, out
+    edited = json.loads(dataset.read_text())
+    assert edited["fingerprint"] == fingerprint(root) != after["fingerprint"]

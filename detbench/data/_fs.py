@@ -1,10 +1,11 @@
-"""File-system helpers: md5 of a file, and directories that appear only complete."""
+"""File-system helpers: md5 of a file, bounded reads, and directories that appear only complete."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,24 @@ def file_md5(path: Path | str, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_bounded(path: Path | str, limit: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them.
+
+    A FIFO, device or socket (also behind a symlink) is refused before anything is read, and a
+    file larger than ``limit`` is refused: neither can hang a check or exhaust memory. Refusals
+    are ``OSError`` with the reason as message (``FileNotFoundError`` for a missing file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "FIFO" if stat.S_ISFIFO(info.st_mode) else "device, socket or directory"
+            raise OSError(f"not a regular file but a {kind}")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"larger than the {limit >> 20} MiB allowed")
+    return data
 
 
 def is_empty_dir(path: Path) -> bool:

@@ -15,8 +15,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from detbench.data import synthetic
+from detbench.data._fs import read_bounded
 from detbench.data.errors import DatasetError, VOCFormatError
 from detbench.data.voc import (
+    MAX_ANNOTATION_BYTES,
     YEAR_DIR,
     VOCImage,
     annotation_path,
@@ -28,6 +30,7 @@ from detbench.data.voc import (
 )
 
 _FINGERPRINT_TAG = b"detbench voc fingerprint v1\n"
+MAX_JPEG_BYTES = 64 << 20
 
 
 def fingerprint(devkit: Path | str, split: str = "test") -> str:
@@ -42,7 +45,7 @@ def fingerprint(devkit: Path | str, split: str = "test") -> str:
     for image_id in read_split(devkit, split):
         path = annotation_path(devkit, image_id)
         try:
-            data = path.read_bytes()
+            data = read_bounded(path, MAX_ANNOTATION_BYTES)
         except OSError as exc:
             raise VOCFormatError(f"{path}: annotation file unreadable ({exc})") from None
         digest.update(f"{image_id}\n{len(data)}\n".encode())
@@ -58,7 +61,7 @@ def check_jpeg(path: Path, size: tuple[int, int] | None = None) -> str | None:
     that pixel size.
     """
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, MAX_JPEG_BYTES)
     except FileNotFoundError:
         return f"{path}: image file missing"
     except OSError as exc:

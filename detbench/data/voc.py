@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detbench.data._fs import read_bounded
 from detbench.data.errors import VOCFormatError
 
 __all__ = [
@@ -28,6 +29,9 @@ VOC_CLASSES = (
 )  # fmt: skip
 YEAR_DIR = "VOC2007"
 _ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+_SPLIT = re.compile(r"[A-Za-z0-9_-]+")
+MAX_SPLIT_BYTES = 16 << 20
+MAX_ANNOTATION_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ def year_dir(devkit: Path | str) -> Path:
 
 
 def split_path(devkit: Path | str, split: str = "test") -> Path:
+    if not _SPLIT.fullmatch(split):
+        raise VOCFormatError(
+            f"split {split!r}: expected a split name like 'test' (letters, digits, '_', '-'), "
+            f"naming ImageSets/Main/<split>.txt"
+        )
     return year_dir(devkit) / "ImageSets" / "Main" / f"{split}.txt"
 
 
@@ -74,7 +83,7 @@ def read_split(devkit: Path | str, split: str = "test") -> list[str]:
     """
     path = split_path(devkit, split)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_SPLIT_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise VOCFormatError(
             f"{path}: split file missing; is {devkit} a VOCdevkit directory "
@@ -139,7 +148,7 @@ def parse_annotation(path: Path | str) -> VOCImage:
     """
     path = Path(path)
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(read_bounded(path, MAX_ANNOTATION_BYTES))
     except FileNotFoundError:
         raise VOCFormatError(f"{path}: annotation file missing") from None
     except ET.ParseError as exc:

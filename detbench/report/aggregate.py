@@ -1,9 +1,9 @@
 """Aggregate run directories into ``reports/<name>/summary.csv`` (docs/contracts.md).
 
 One row per run directory, built from its ``result.json`` and, when present, ``map.json``
-(voc runs, written by evaluate) and ``mlflow.json`` (written by track). Failed runs are rows
-like any other, with ``status=failed`` and their error text; the weights source and the
-untrained flag are always filled.
+(voc runs, written by evaluate); never from MLflow, so the report needs no tracking server.
+Failed runs are rows like any other, with ``status=failed`` and their error text; the weights
+source and the untrained flag are always filled.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ COLUMNS = [
     "batch_size", "image_count", *TIMING_COLUMNS,
     *[f"latency_{q}_ms" for q in LATENCY_COLUMNS],
     "mAP", "mAP_all_classes", *AP_COLUMNS, "accuracy_flag", *TELEMETRY_COLUMNS,
-    "telemetry_backend", "dataset_fingerprint", "host", "mlflow_run_id", "run_dir",
+    "telemetry_backend", "dataset_fingerprint", "host", "run_dir",
 ]  # fmt: skip
 SORT_KEYS = ["kind", "model", "device", "mode", "run_dir"]
 STATUSES = ("ok", "failed")
@@ -70,7 +70,6 @@ def run_row(run_dir: Path | str) -> dict:
         run_dir = run_dir.parent
     result = _read_json(run_dir / "result.json", required=True)
     scores = _read_json(run_dir / "map.json", required=False)
-    tracked = _read_json(run_dir / "mlflow.json", required=False)
     status = result.get("status")
     if status not in STATUSES:
         raise ReportError(
@@ -104,7 +103,6 @@ def run_row(run_dir: Path | str) -> dict:
         "telemetry_backend": telemetry.get("backend"),
         "dataset_fingerprint": (result.get("dataset") or {}).get("fingerprint"),
         "host": (result.get("host") or {}).get("hostname"),
-        "mlflow_run_id": tracked.get("run_id") or result.get("mlflow_run_id"),
         "run_dir": _display_path(run_dir),
     }
     return row

@@ -69,6 +69,19 @@ def _check_sha256(path, expected):
         )
 
 
+PARAMS_MAGIC = b"\x12\x01\x00\x00\x00\x00\x00\x00"  # MXNet's NDArray-list file header
+
+
+def _check_params_file(path):
+    with open(path, "rb") as handle:
+        head = handle.read(len(PARAMS_MAGIC))
+    if head != PARAMS_MAGIC:
+        raise WeightsRefused(
+            "{}: not an MXNet parameter file (no NDArray-list header); point weights.files "
+            "at a .params file written by MXNet's save_parameters".format(path)
+        )
+
+
 def build_from_weights(model, ctx, weights):
     """The net of a run spec's ``weights`` entry, after checking the files' sha256 against it.
 
@@ -87,6 +100,7 @@ def build_from_weights(model, ctx, weights):
 
         _check_sha256(weights["cfg"], weights["cfg_sha256"])
         return darknet.load_darknet(weights["cfg"], weights["path"], ctx)
+    _check_params_file(weights["path"])
     symbol = None
     if weights.get("format", "params") == "symbol":
         symbol = weights["symbol"]

@@ -9,6 +9,7 @@ a ``result.json`` is complete. A failure of the model on the device is a result
 import datetime
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -18,6 +19,18 @@ from detbench import zoo
 from detbench.runner import environment, loop, nets, stats
 
 SPEC_NAME = "spec.json"
+IMAGE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a file stem: never a path
+
+
+def check_image_ids(spec, spec_path):
+    """Refuse a spec whose image ids are not plain VOC file stems (``../x`` would read outside
+    ``JPEGImages/``)."""
+    for number, image_id in enumerate(spec["image_ids"], 1):
+        if not isinstance(image_id, str) or not IMAGE_ID.fullmatch(image_id):
+            raise ValueError(
+                "{}: image_ids entry {} is {!r}, expected a VOC image id like '000001' "
+                "(letters, digits, '_', '-', '.'; no path)".format(spec_path, number, image_id)
+            )
 
 
 def utc_now():
@@ -160,6 +173,7 @@ def run_spec(spec_path):
 
     with open(spec_path) as handle:
         spec = json.load(handle)
+    check_image_ids(spec, spec_path)
     run_dir = os.path.dirname(os.path.abspath(spec_path))
     threads = environment.configure_threads(spec.get("threads"))
     gpu_index = int(spec["device"][3:]) if spec["device"].startswith("gpu") else 0
