@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True, help="map.json to write")
     ev.add_argument("--metric", choices=["voc07", "area"], default="voc07")
     ev.add_argument("--split", default="test")
-    ev.add_argument("--published-map", type=float, default=None)
+    ev.add_argument("--published-map", type=_fraction, default=None)
     ev.add_argument("--untrained", action="store_true", help="weights were untrained")
     ev.set_defaults(func=_evaluate)
 
@@ -91,15 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    from detbench.data.errors import DataError
+    """Run one command; a :class:`DetbenchError` (or a file that cannot be opened) is printed as
+    one line, without a traceback, and exits with ``EXIT_ERROR``."""
+    from detbench.contract import EXIT_ERROR, DetbenchError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, RuntimeError, DataError) as exc:
+    except (DetbenchError, OSError) as exc:
         print(f"detbench {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

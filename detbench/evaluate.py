@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detbench.contract import DETECTION_KEYS, DetbenchError
 from detbench.data.voc import VOC_CLASSES, VOCImage, load_split
 from detbench.files import write_json_atomic
 
@@ -50,7 +51,6 @@ __all__ = [
 ]  # fmt: skip
 
 METRICS = ("voc07", "area")
-DETECTION_KEYS = ("image_ids", "image_index", "labels", "scores", "boxes")
 ACCURACY_TOLERANCE = 0.01
 MAX_DETECTIONS_BYTES = 1 << 30  # ~30 million detections: far beyond any VOC run
 MAP_AVERAGES = "classes with non-difficult ground truth (GluonCV)"
@@ -58,7 +58,7 @@ _NUM_CLASSES = len(VOC_CLASSES)
 _VOC07_RECALLS = np.arange(0.0, 1.1, 0.1)  # GluonCV's thresholds, bit for bit
 
 
-class DetectionsError(ValueError):
+class DetectionsError(DetbenchError, ValueError):
     """A detections file (or in-memory :class:`Detections`) breaks the DESIGN §4 contract.
 
     The message names the source, the key and, where it applies, the first offending row.

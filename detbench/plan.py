@@ -10,9 +10,10 @@ import copy
 
 from detbench import weights as weight_sources
 from detbench import zoo
+from detbench.contract import DetbenchError
 
 
-class ConfigError(ValueError):
+class ConfigError(DetbenchError, ValueError):
     """A config value the schema cannot express is wrong; the message names the key."""
 
 
@@ -98,6 +99,17 @@ def settings(config: dict, model: str, section: str) -> dict:
     merged = copy.deepcopy(config[section])
     merged.update(config.get("overrides", {}).get(model, {}).get(section, {}))
     return dict(sorted(merged.items()))
+
+
+# The keys of speed / voc_run that a run's spec carries; the others (speed.images, speed.seed,
+# speed.modes: the sample and the target list; voc_run.metric: evaluate) rerun no benchmark.
+RUN_KEYS = {"speed": ("batch", "size", "warmup", "repeats"), "voc_run": ("batch", "warmup", "mode")}
+
+
+def run_settings(config: dict, model: str, section: str) -> dict:
+    """The slice of :func:`settings` that one speed or voc run of ``model`` uses."""
+    merged = settings(config, model, section)
+    return {key: merged[key] for key in RUN_KEYS[section]}
 
 
 def weights_source(config: dict, model: str) -> str:

@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 
 from detbench import zoo
+from detbench.contract import RESULT, RUN_OUTPUTS, DetbenchError
 from detbench.runner.nets import speed_shape
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RUN_OUTPUTS = ("result.json", "telemetry.csv", "detections.npz")
 LOCK_WAIT_S = 60.0
 _PR_SET_PDEATHSIG = 1
 
 
-class RunnerCrashed(RuntimeError):
+class RunnerCrashed(DetbenchError, RuntimeError):
     """The runner process died without recording a result (not a model failure: those are
     recorded as failed results)."""
 
@@ -80,7 +80,7 @@ def _lock_run_dir(run_dir: Path) -> int:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 os.close(fd)
-                raise RuntimeError(
+                raise DetbenchError(
                     f"{run_dir}: another runner still holds this run directory after "
                     f"{LOCK_WAIT_S:.0f} s; stop it (see `fuser -v {run_dir}`) and rerun"
                 ) from None
@@ -147,47 +147,67 @@ def build_spec(
     }
 
 
-def execute(spec: dict, run_dir: str | Path, python: str | None, log_path: str | Path) -> dict:
-    """Write ``spec.json`` into ``run_dir``, run ``python -m detbench.runner run`` on it with
-    output to ``log_path``, and return the result it recorded.
+def write_spec(spec: dict, path: str | Path) -> Path:
+    """``spec.json``: what the spec rule hands the run rule (docs/contracts.md)."""
+    from detbench.files import write_json_atomic
 
-    This process owns the runner: the runner is killed when this process dies (Linux), is
-    stopped when this process is interrupted or terminated, and holds the run directory's lock
-    with it. Whatever an earlier, killed runner left in ``run_dir`` is removed first."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    return write_json_atomic(path, spec)
+
+
+def execute(spec_path: str | Path, python: str | None, log_path: str | Path) -> dict:
+    """Run ``python -m detbench.runner run spec_path`` (the spec's directory is the run
+    directory) with output to ``log_path``, and return the result it recorded.
+
+    This process owns the runner (see :func:`launch`) and holds the run directory's lock with
+    it; whatever an earlier, killed runner left in the run directory is removed first."""
+    spec_path = Path(spec_path)
+    run_dir = spec_path.parent
     lock = _lock_run_dir(run_dir)
     try:
-        return _execute_locked(spec, run_dir, python, log_path, lock)
+        remove_outputs(run_dir)
+        code = launch(["detbench.runner", "run", str(spec_path)], python, log_path,
+                      pass_fds=(lock,), on_interrupt=lambda: remove_outputs(run_dir))  # fmt: skip
     finally:
         os.close(lock)
-
-
-def _execute_locked(spec, run_dir: Path, python, log_path, lock: int) -> dict:
-    remove_outputs(run_dir)
-    result_path = run_dir / "result.json"
-    spec_path = run_dir / "spec.json"
-    spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
-    command = [python or sys.executable, "-m", "detbench.runner", "run", str(spec_path)]
-    with open(log_path, "a") as log:
-        log.write("$ " + " ".join(command) + "\n")
-        log.flush()
-        runner = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=runner_env(), pass_fds=(lock,),
-            preexec_fn=_runner_dies_with(os.getpid()),
-        )  # fmt: skip
-        try:
-            code = runner.wait()
-        except BaseException as exc:  # Ctrl-C or SIGTERM: stop the runner, leave no partial output
-            _stop(runner, interrupt_now=not isinstance(exc, KeyboardInterrupt))
-            remove_outputs(run_dir)
-            raise
+    result_path = run_dir / RESULT
     if not result_path.exists():
         raise RunnerCrashed(
             f"the runner exited with code {code} and recorded no result in {run_dir}; "
             f"see {log_path}"
         )
     return read_json(result_path)
+
+
+def launch(
+    module_args: list[str],
+    python: str | None,
+    log_path: str | Path | None,
+    *,
+    pass_fds: tuple[int, ...] = (),
+    on_interrupt=None,
+) -> int:
+    """The one way detbench starts the device runner: ``python -m <module_args>`` (the
+    orchestrator's own interpreter when ``python`` is None) with the repository importable and
+    its output appended to ``log_path``; returns its exit code.
+
+    This process owns the runner: the runner is killed when this process dies (Linux), and is
+    stopped when this process is interrupted (Ctrl-C) or terminated, after which
+    ``on_interrupt`` runs (e.g. removing partial outputs) and the interrupt propagates."""
+    command = [python or sys.executable, "-m", *module_args]
+    with open(log_path or os.devnull, "a") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        runner = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=runner_env(), pass_fds=pass_fds,
+            preexec_fn=_runner_dies_with(os.getpid()),
+        )  # fmt: skip
+        try:
+            return runner.wait()
+        except BaseException as exc:  # Ctrl-C or SIGTERM: stop the runner, leave no partial output
+            _stop(runner, interrupt_now=not isinstance(exc, KeyboardInterrupt))
+            if on_interrupt is not None:
+                on_interrupt()
+            raise
 
 
 def _stop(runner: subprocess.Popen, grace_s: float = 10.0, interrupt_now: bool = False) -> None:
@@ -212,7 +232,7 @@ def remove_outputs(run_dir: str | Path) -> None:
 
     A Snakemake job interrupted part-way leaves its existing outputs marked incomplete, and the
     next ``snakemake`` then refuses to start (IncompleteFilesException); an interrupted run's
-    telemetry.csv is half a series anyway. ``spec.json`` stays: it is rewritten by the next run.
+    telemetry.csv is half a series anyway. ``spec.json`` stays: it is the spec rule's output.
     """
     run_dir = Path(run_dir)
     for name in RUN_OUTPUTS:

@@ -132,7 +132,7 @@ def quantize_weights(
         )  # fmt: skip
 
 
-def run_benchmark(
+def run_spec(
     *,
     kind: str,
     model: str,
@@ -141,48 +141,41 @@ def run_benchmark(
     settings: dict,
     config_name: str,
     dataset_json: str,
-    image_ids: list[str],
+    images_txt: str | None,
     weights_params: str,
     weights_sidecar: str,
-    telemetry: dict,
-    runner: dict,
-    result: str,
+    telemetry_interval_s: float,
+    threads: int | None,
+    out: str,
     log: str,
-):
-    """A speed or voc run through the device runner; its failures are recorded results.
-
-    The job ends with Snakemake: if Snakemake dies, this process is terminated and stops the
-    runner (:func:`detbench.runs.die_with_parent`)."""
-    runs.die_with_parent()
-    spec = runs.build_spec(
-        kind=kind,
-        config_name=config_name,
-        model=model,
-        device=device,
-        mode=mode,
-        settings=settings,
-        image_ids=image_ids,
-        dataset_json=dataset_json,
-        weights=runner_entry(weights_params, weights_sidecar),
-        telemetry_interval_s=telemetry["interval_s"],
-        threads=runner["threads"],
-    )
-    Path(log).parent.mkdir(parents=True, exist_ok=True)
-    Path(log).write_text("")
-    runs.execute(spec, Path(result).parent, runner["python"], log)
-
-
-def speed(*, images_txt: str, **kwargs) -> None:
-    ids = Path(images_txt).read_text().split()
-    run_benchmark(kind="speed", image_ids=ids, **kwargs)
-
-
-def voc(*, dataset_json: str, **kwargs) -> None:
+) -> None:
+    """Write the ``spec.json`` of one speed or voc run: everything the runner needs, from the
+    declared inputs (the dataset, the speed sample, the weights sidecar) and ``settings``."""
     from detbench.data.voc import read_split
 
-    dataset = runs.read_json(dataset_json)
-    ids = read_split(dataset["devkit"], dataset["split"])
-    run_benchmark(kind="voc", dataset_json=dataset_json, image_ids=ids, **kwargs)
+    with logging_to(log):
+        dataset = runs.read_json(dataset_json)
+        if images_txt is not None:
+            ids = Path(images_txt).read_text().split()
+        else:
+            ids = read_split(dataset["devkit"], dataset["split"])
+        spec = runs.build_spec(
+            kind=kind, config_name=config_name, model=model, device=device, mode=mode,
+            settings=settings, image_ids=ids, dataset_json=dataset_json,
+            weights=runner_entry(weights_params, weights_sidecar),
+            telemetry_interval_s=telemetry_interval_s, threads=threads,
+        )  # fmt: skip
+        runs.write_spec(spec, out)
+
+
+def run(spec: str, python: str | None, log: str) -> None:
+    """A speed or voc run of ``spec`` through the device runner; its failures are recorded
+    results. The job ends with Snakemake: if Snakemake dies, this process is terminated and
+    stops the runner (:func:`detbench.runs.die_with_parent`)."""
+    runs.die_with_parent()
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(log).write_text("")
+    runs.execute(spec, python, log)
 
 
 def evaluate(result: str, detections: str, dataset_json: str, metric: str, out: str, log: str):
@@ -228,20 +221,21 @@ def mlflow_experiment(config_name: str, out: str, log: str) -> None:
         track.ensure_experiment(config_name, out)
 
 
-def track(result: str, experiment: str, out: str, log: str, pictures: list[str] = ()) -> None:
+def track(files: dict[str, str], experiment: str, out: str, log: str, pictures=()) -> None:
+    """Log one run to MLflow from the files its rule declares (roles of track.RUN_FILES)."""
     from detbench import track as tracking
 
     with logging_to(log):
-        record = tracking.log_run_dir(Path(result).parent, experiment, out, pictures)
+        record = tracking.log_run(files, experiment, out, pictures)
         print(json.dumps(record), file=sys.stdout)
 
 
-def aggregate(results: list[str], out: str, log: str) -> None:
-    """``summary.csv`` from each run's ``result.json`` (and the ``map.json`` beside it)."""
+def aggregate(results: list[str], maps: list[str], out: str, log: str) -> None:
+    """``summary.csv`` from each run's ``result.json`` and each voc run's ``map.json``."""
     from detbench.report.aggregate import write_summary
 
     with logging_to(log):
-        write_summary(sorted(Path(p).parent for p in results), out)
+        write_summary([Path(p) for p in results], out, maps=[Path(p) for p in maps])
 
 
 def plots(summary: str, figures: list[str], log: str) -> None:

@@ -23,30 +23,28 @@ from pathlib import Path
 
 import numpy as np
 
+from detbench import contract
+from detbench.contract import DetbenchError
 from detbench.files import write_json_atomic
 from detbench.runs import REPO_ROOT, read_json
 
 DEFAULT_STORE = "mlruns"
-TELEMETRY_FIELDS = (
-    "cpu_percent", "ram_used_mb", "swap_used_mb", "gpu_util_percent", "gpu_temp_c",
-    "cpu_temp_c", "gpu_mem_used_mb", "power_w",
-)  # fmt: skip
+TELEMETRY_FIELDS = contract.TELEMETRY_FIELDS
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 # Points per telemetry series in MLflow (the CSV artifact keeps every sample): a 1.4-hour VOC
 # pass on a Jetson at 0.5 s is 10 000 samples; 2000 min-max points draw the same chart and log in
 # about a second through log_batch (benchmarks/mlflow_logging.py).
 MAX_SERIES_POINTS = 2000
-TIMING_METRICS = (
-    "total_wall_s", "model_s", "data_s", "first_batch_s", "images_per_s", "model_images_per_s",
-    "measured_images", "measured_batches",
-)  # fmt: skip
-RUN_FILES = ("result.json", "spec.json", "telemetry.csv", "map.json", "detections.npz")
+RUN_FILES = {
+    "result": contract.RESULT, "spec": contract.SPEC, "telemetry": contract.TELEMETRY,
+    "map": contract.MAP, "detections": contract.DETECTIONS,
+}  # fmt: skip
 # A tracking server that does not answer fails a track job in seconds, not MLflow's ~250 s of
 # retries per call; the environment's own MLFLOW_HTTP_REQUEST_* settings win.
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
-class TrackingError(RuntimeError):
+class TrackingError(DetbenchError, RuntimeError):
     """Logging to MLflow failed; the message names the tracking URI."""
 
 
@@ -179,10 +177,10 @@ def run_metrics(result: dict, map_json: dict | None) -> dict[str, float]:
     """The figures of DESIGN §5 (timings, telemetry summary) plus mAP and AP_<class>."""
     metrics: dict[str, float] = {}
     timings = result.get("timings") or {}
-    for key in TIMING_METRICS:
+    for key in contract.TIMING_KEYS:
         if _finite(timings.get(key)):
             metrics[key] = float(timings[key])
-    for key in ("median", "min", "max", "cv"):  # present when speed.repeats > 1
+    for key in contract.REPEAT_KEYS:  # present when speed.repeats > 1
         if _finite(timings.get(key)):
             metrics[f"repeat_wall_{key}"] = float(timings[key])
     for key, value in (timings.get("latency_ms") or {}).items():
@@ -302,26 +300,42 @@ def _supersede(client, experiment_id: str, key: str, new_run_id: str) -> list[st
     return old
 
 
-def log_run_dir(
-    run_dir: str | Path,
+def run_files(run_dir: str | Path) -> dict[str, Path]:
+    """The contract's files present in ``run_dir``, by role (``result``, ``spec``,
+    ``telemetry``, ``map``, ``detections``): what a ``track`` rule declares, for callers
+    outside the workflow (tests, benchmarks)."""
+    run_dir = Path(run_dir)
+    return {role: run_dir / name for role, name in RUN_FILES.items() if (run_dir / name).exists()}
+
+
+def log_run_dir(run_dir, experiment_json, out_json, pictures: Sequence[str | Path] = ()) -> dict:
+    """:func:`log_run` of the files in ``run_dir``."""
+    return log_run(run_files(run_dir), experiment_json, out_json, pictures)
+
+
+def log_run(
+    files: dict[str, str | Path],
     experiment_json: str | Path,
     out_json: str | Path,
     pictures: Sequence[str | Path] = (),
 ) -> dict:
-    """Log one run directory as a new MLflow run, with ``pictures`` (its detection pictures)
-    under the artifact folder ``detections/``; write ``mlflow.json`` with its id."""
+    """Log one run as a new MLflow run from exactly ``files`` (roles of :data:`RUN_FILES`:
+    ``result``, ``spec`` and ``telemetry`` always, ``map`` and ``detections`` for voc runs),
+    with ``pictures`` (its detection pictures) under the artifact folder ``detections/``; write
+    ``mlflow.json`` with its id. Every file is logged as an artifact."""
     from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-    run_dir = Path(run_dir)
-    result = read_json(run_dir / "result.json")
-    spec = read_json(run_dir / "spec.json")
-    map_json = read_json(run_dir / "map.json") if (run_dir / "map.json").exists() else None
+    files = {role: Path(path) for role, path in files.items()}
+    run_dir = files["result"].parent
+    result = read_json(files["result"])
+    spec = read_json(files["spec"])
+    map_json = read_json(files["map"]) if "map" in files else None
     experiment = read_json(experiment_json)
     uri = tracking_uri()
     start_ms = _started_ms(result)
     tags = {**run_tags(result, map_json), "superseded": "false"}
     metrics = [Metric(k, v, start_ms, 0) for k, v in sorted(run_metrics(result, map_json).items())]
-    series = telemetry_series(run_dir / "telemetry.csv", start_ms)
+    series = telemetry_series(files["telemetry"], start_ms)
     samples = (result.get("telemetry") or {}).get("samples")
     longest = max(Counter(point.key for point in series).values(), default=0)
     if samples and longest < samples:
@@ -343,9 +357,9 @@ def log_run_dir(
                 tags=[RunTag(k, v) for k, v in sorted(tags.items())],
             )
             log_metrics(client, run_id, metrics)
-            for name in RUN_FILES:
-                if (run_dir / name).exists():
-                    client.log_artifact(run_id, str(run_dir / name))
+            for role in RUN_FILES:
+                if role in files:
+                    client.log_artifact(run_id, str(files[role]))
             for picture in pictures:
                 client.log_artifact(run_id, str(picture), artifact_path="detections")
             superseded = _supersede(client, experiment_id, tags["detbench.key"], run_id)

@@ -34,15 +34,14 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from detbench import zoo
+from detbench.contract import DetbenchError
 from detbench.files import write_json_atomic
 from detbench.runner.nets import file_digest
-from detbench.runs import REPO_ROOT, runner_env
+from detbench.runs import REPO_ROOT, launch
 
 GLUONCV_REPO = "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/"
 _STORE_URL = "{repo}gluon/models/{file_name}.zip"  # gluoncv model_store._url_format
@@ -53,7 +52,7 @@ _MIRROR_HINT = (
 )
 
 
-class WeightsError(RuntimeError):
+class WeightsError(DetbenchError, RuntimeError):
     """Weights could not be obtained or failed their hash check; the message says which file."""
 
 
@@ -340,13 +339,6 @@ def _copy_atomic(source: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def _run_runner(module_args: list[str], python: str | None, log_path) -> int:
-    """``python -m <module_args>`` with the repository importable, output appended to the log."""
-    command = [python or sys.executable, "-m", *module_args]
-    with open(log_path or os.devnull, "a") as log:
-        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=runner_env())
-
-
 def make_untrained(
     model: str,
     seed: int,
@@ -361,7 +353,7 @@ def make_untrained(
     sidecar's ``untrained: true`` carries that fact into every result, metric and figure."""
     args = ["detbench.runner", "init-weights", "--model", model, "--seed", str(seed),
             "--out", str(params_path)]  # fmt: skip
-    code = _run_runner(args, python, log_path)
+    code = launch(args, python, log_path)
     if code != 0:
         raise WeightsError(
             f"making untrained weights for {model} failed (exit {code}); see {log_path}"
@@ -391,7 +383,8 @@ def make_quantized(
     MXNet cannot quantize (no MKL-DNN), the sidecar records the runner's exact ``error`` beside
     empty ``.params`` and ``-symbol.json`` files, and every run of the model is recorded failed
     with it (DESIGN §5)."""
-    from detbench.runner.quantize import QUANTIZE_ERROR_EXIT, symbol_path_for
+    from detbench.contract import EXIT_QUANTIZE_FAILED
+    from detbench.runner.quantize import symbol_path_for
 
     fp32 = json.loads(Path(fp32_sidecar).read_text())
     ids = Path(images_txt).read_text().split()[: quantize["images"]]
@@ -402,7 +395,7 @@ def make_quantized(
             "--count", str(quantize["images"]), "--size", str(size),
             "--calib-mode", quantize["calib_mode"], "--out", str(params_path),
             "--error-out", str(error_path)]  # fmt: skip
-    code = _run_runner(args, python, log_path)
+    code = launch(args, python, log_path)
     facts = {
         "model": model,
         "source": "quantized",
@@ -415,7 +408,7 @@ def make_quantized(
     if code == 0:
         facts["symbol_sha256"] = sha256_file(symbol)
         return write_sidecar(params_path, sidecar_path, **facts)
-    if code == QUANTIZE_ERROR_EXIT and error_path.exists():
+    if code == EXIT_QUANTIZE_FAILED and error_path.exists():
         facts["error"] = "quantizing failed: " + error_path.read_text().strip()
         error_path.unlink()
         for placeholder in (params_path, symbol):

@@ -1,12 +1,52 @@
-# Timed runs through the device runner. `threads: workflow.cores` keeps every benchmark job
-# alone on the machine, whatever --cores says (DESIGN §5).
+# Timed runs through the device runner. A spec rule writes each run's spec.json from its declared
+# inputs and config slice; the run rule hands it to the runner. `threads: workflow.cores` keeps
+# every benchmark job alone on the machine, whatever --cores says (DESIGN §5).
+
+
+rule speed_spec:
+    input:
+        unpack(weights_of),
+        dataset=rules.check_voc.output.dataset,
+        images=rules.sample_speed_images.output.images,
+    output:
+        spec=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/spec.json",
+    log:
+        f"{LOGS}/spec/speed/{{model}}/{{device}}-{{mode}}.log",
+    conda:
+        ENV
+    params:
+        settings=lambda wildcards: plan.run_settings(config, wildcards.model, "speed"),
+        config_name=NAME,
+        interval_s=config["telemetry"]["interval_s"],
+        threads=config["runner"]["threads"],
+    script:
+        "../scripts/speed_spec.py"
+
+
+rule voc_spec:
+    input:
+        unpack(weights_of),
+        dataset=rules.check_voc.output.dataset,
+    output:
+        spec=f"{RESULTS}/voc/{{model}}/{{device}}/spec.json",
+    log:
+        f"{LOGS}/spec/voc/{{model}}/{{device}}.log",
+    conda:
+        ENV
+    params:
+        settings=lambda wildcards: plan.run_settings(config, wildcards.model, "voc_run"),
+        config_name=NAME,
+        interval_s=config["telemetry"]["interval_s"],
+        threads=config["runner"]["threads"],
+    script:
+        "../scripts/voc_spec.py"
 
 
 rule speed:
     input:
         unpack(weights_of),
+        spec=rules.speed_spec.output.spec,
         dataset=rules.check_voc.output.dataset,
-        images=rules.sample_speed_images.output.images,
     output:
         result=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/result.json",
         telemetry=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/telemetry.csv",
@@ -16,10 +56,7 @@ rule speed:
         ENV
     threads: workflow.cores
     params:
-        settings=lambda wildcards: plan.settings(config, wildcards.model, "speed"),
-        config_name=NAME,
-        telemetry=config["telemetry"],
-        runner=config["runner"],
+        python=config["runner"]["python"],
     message:
         "Speed run: {wildcards.model} on {wildcards.device}, {wildcards.mode}"
     script:
@@ -29,6 +66,7 @@ rule speed:
 rule voc:
     input:
         unpack(weights_of),
+        spec=rules.voc_spec.output.spec,
         dataset=rules.check_voc.output.dataset,
     output:
         result=f"{RESULTS}/voc/{{model}}/{{device}}/result.json",
@@ -40,10 +78,7 @@ rule voc:
         ENV
     threads: workflow.cores
     params:
-        settings=lambda wildcards: plan.settings(config, wildcards.model, "voc_run"),
-        config_name=NAME,
-        telemetry=config["telemetry"],
-        runner=config["runner"],
+        python=config["runner"]["python"],
     message:
         "VOC test-set run: {wildcards.model} on {wildcards.device}"
     script:

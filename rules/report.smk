@@ -28,6 +28,9 @@ rule aggregate:
 rule plots:
     input:
         summary=rules.aggregate.output.summary,
+        # read through summary.csv's run_dir column: per-batch latencies, telemetry traces
+        results=[f"{run}/result.json" for run in plan.run_dirs(config)],
+        telemetry=[f"{run}/telemetry.csv" for run in plan.run_dirs(config)],
     output:
         figures=report(
             [f"{REPORTS}/figures/{{figure}}.png"],

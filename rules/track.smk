@@ -1,4 +1,5 @@
-# MLflow logging, one job per run directory, after the run (and evaluate, for voc runs).
+# MLflow logging, one job per run directory, after the run (and evaluate, for voc runs), from the
+# run's declared files only.
 
 
 rule mlflow_experiment:
@@ -17,6 +18,8 @@ rule mlflow_experiment:
 rule track_speed:
     input:
         result=rules.speed.output.result,
+        spec=rules.speed_spec.output.spec,
+        telemetry=rules.speed.output.telemetry,
         experiment=rules.mlflow_experiment.output.experiment,
     output:
         mlflow=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/mlflow.json",
@@ -32,7 +35,10 @@ rule track_voc:
     input:
         unpack(pictures_of),
         result=rules.voc.output.result,
-        map_json=rules.evaluate.output.map_json,
+        spec=rules.voc_spec.output.spec,
+        telemetry=rules.voc.output.telemetry,
+        detections=rules.voc.output.detections,
+        map=rules.evaluate.output.map_json,
         experiment=rules.mlflow_experiment.output.experiment,
     output:
         mlflow=f"{RESULTS}/voc/{{model}}/{{device}}/mlflow.json",

@@ -1,3 +1,4 @@
 from detbench.steps import aggregate
 
-aggregate(list(snakemake.input.results), snakemake.output.summary, snakemake.log[0])
+i = snakemake.input
+aggregate(list(i.results), list(i.scores), snakemake.output.summary, snakemake.log[0])

@@ -1,9 +1,11 @@
 from detbench.steps import track
 
+i = snakemake.input
+roles = ("result", "spec", "telemetry", "map", "detections")
 track(
-    snakemake.input.result,
-    snakemake.input.experiment,
+    {role: i[role] for role in roles if role in i.keys()},
+    i.experiment,
     snakemake.output.mlflow,
     snakemake.log[0],
-    pictures=[snakemake.input.picture] if "picture" in snakemake.input.keys() else [],
+    pictures=[i.picture] if "picture" in i.keys() else [],
 )

@@ -125,6 +125,7 @@ def test_one_model_change_reruns_that_model_and_the_report_only(workflow):
     expected = {("aggregate", "reports/tiny/summary.csv")}
     for run in voc_dirs:
         expected |= {
+            ("voc_spec", f"{run}/spec.json"),
             ("voc", f"{run}/result.json"),
             ("voc", f"{run}/telemetry.csv"),
             ("voc", f"{run}/detections.npz"),
@@ -136,3 +137,30 @@ def test_one_model_change_reruns_that_model_and_the_report_only(workflow):
     expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
     expected.add(("detection_pictures", f"reports/tiny/detections/{MODELS[1]}.png"))
     assert pending == expected
+
+
+def test_changing_the_metric_reruns_evaluate_and_what_depends_on_it_only(workflow):
+    """voc_run.metric reaches only the evaluate jobs (each rule gets only the config it uses):
+    no benchmark, spec or detection picture reruns."""
+    changed = {**TINY, "voc_run": {**TINY["voc_run"], "metric": "area"}}
+    (workflow / "metric.yaml").write_text(yaml.safe_dump(changed))
+    pending = pending_outputs(workflow, "metric.yaml")
+    from detbench.report.captions import FIGURES
+
+    expected = {("aggregate", "reports/tiny/summary.csv")}
+    expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
+    for model in MODELS:
+        for device in ("cpu", "gpu0"):
+            run = f"results/tiny/voc/{model}/{device}"
+            expected |= {("evaluate", f"{run}/map.json"), ("track_voc", f"{run}/mlflow.json")}
+    assert pending == expected
+
+
+def test_spec_json_is_a_declared_output_the_runs_read(workflow):
+    spec = json.loads(
+        (workflow / "results/tiny/voc/yolo3_mobilenet1.0_voc/cpu/spec.json").read_text()
+    )
+    assert spec["kind"] == "voc" and spec["batch_size"] == 4 and len(spec["image_ids"]) == 6
+    rows = summary_rows(workflow, "tiny.yaml")
+    rules = {rule for rule, output, _ in rows if output.endswith("/spec.json")}
+    assert rules == {"speed_spec", "voc_spec"}

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from detbench.contract import DetbenchError
+
 OFFLINE_HINT = (
     "To work without a download, set `voc.archive` to a local VOCtest_06-Nov-2007.tar, or "
     "`voc.root` to an extracted VOCdevkit directory, or run the offline demo with "
@@ -25,7 +27,7 @@ OFFLINE_HINT = (
 )
 
 
-class DataError(Exception):
+class DataError(DetbenchError):
     """Base class of every error raised by :mod:`detbench.data`."""
 
 

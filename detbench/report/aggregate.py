@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from detbench.contract import MAP, RESULT, STATUSES, DetbenchError
 from detbench.data.voc import VOC_CLASSES
 from detbench.files import write_text_atomic
 
@@ -33,10 +34,9 @@ COLUMNS = [
     "telemetry_backend", "dataset_fingerprint", "host", "run_dir",
 ]  # fmt: skip
 SORT_KEYS = ["kind", "model", "device", "mode", "run_dir"]
-STATUSES = ("ok", "failed")
 
 
-class ReportError(ValueError):
+class ReportError(DetbenchError, ValueError):
     """A run directory cannot be aggregated; the message names the file."""
 
 
@@ -63,17 +63,18 @@ def _display_path(path: Path) -> str:
         return path.as_posix()
 
 
-def run_row(run_dir: Path | str) -> dict:
-    """The summary row of one run directory (``result.json`` itself is accepted too)."""
-    run_dir = Path(run_dir)
-    if run_dir.name == "result.json":
-        run_dir = run_dir.parent
-    result = _read_json(run_dir / "result.json", required=True)
-    scores = _read_json(run_dir / "map.json", required=False)
+def run_row(result_path: Path | str, map_path: Path | str | None = None) -> dict:
+    """The summary row of one run: its ``result.json`` (or run directory) and ``map_path``."""
+    result_path = Path(result_path)
+    if result_path.name != RESULT:
+        result_path = result_path / RESULT
+    run_dir = result_path.parent
+    result = _read_json(result_path, required=True)
+    scores = _read_json(Path(map_path), required=True) if map_path else {}
     status = result.get("status")
     if status not in STATUSES:
         raise ReportError(
-            f"{run_dir / 'result.json'}: expected status in {STATUSES}, got {status!r}"
+            f"{result_path}: expected status in {STATUSES}, got {status!r}"
         )
 
     weights = result.get("weights") or {}
@@ -108,17 +109,26 @@ def run_row(run_dir: Path | str) -> dict:
     return row
 
 
-def collect(run_dirs: list[Path]) -> pd.DataFrame:
-    """One row per run dir with exactly the summary.csv columns, sorted by kind, model, device,
-    mode (then run dir), so the table is the same whatever order the dirs come in."""
-    frame = pd.DataFrame([run_row(path) for path in run_dirs], columns=COLUMNS)
+def collect(runs: list[Path], maps: list[Path] | None = None) -> pd.DataFrame:
+    """One row per run (``result.json`` paths or run dirs) with exactly the summary.csv columns,
+    sorted by kind, model, device, mode (then run dir), so the table is the same whatever order
+    the runs come in. ``maps``: the ``map.json`` files to score them with, matched by directory
+    (the workflow's declared inputs); ``None`` takes the ``map.json`` beside each run, if any."""
+    paths = [Path(p) if Path(p).name == RESULT else Path(p) / RESULT for p in runs]
+    if maps is None:
+        maps = [p.with_name(MAP) for p in paths if p.with_name(MAP).is_file()]
+    by_dir = {Path(m).parent: Path(m) for m in maps}
+    rows = [run_row(path, by_dir.get(path.parent)) for path in paths]
+    frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = frame.sort_values(SORT_KEYS, key=lambda col: col.fillna("").astype(str), kind="stable")
     return frame.reset_index(drop=True)
 
 
-def write_summary(run_dirs: list[Path], out_csv: Path | str) -> pd.DataFrame:
-    """Write the summary of ``run_dirs`` to ``out_csv`` atomically (temp file, then rename)."""
-    frame = collect(run_dirs)
+def write_summary(
+    runs: list[Path], out_csv: Path | str, maps: list[Path] | None = None
+) -> pd.DataFrame:
+    """Write the summary of ``runs`` (see :func:`collect`) to ``out_csv`` atomically."""
+    frame = collect(runs, maps)
     write_text_atomic(out_csv, frame.to_csv(index=False))
     return frame
 

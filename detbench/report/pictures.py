@@ -18,6 +18,7 @@ from PIL import Image
 
 from detbench.data.voc import VOC_CLASSES, image_path, load_split
 from detbench.evaluate import load_detections
+from detbench.report.aggregate import ReportError
 from detbench.report.figures import save_png
 
 PICTURES = 3
@@ -33,7 +34,7 @@ def picture_ids(split_ids: list[str], chosen: list[str]) -> list[str]:
     the split."""
     missing = [image_id for image_id in chosen if image_id not in split_ids]
     if missing:
-        raise ValueError(
+        raise ReportError(
             f"detection_pictures.images: {', '.join(missing)} not in the split; "
             f"pick ids from it (first ones: {', '.join(split_ids[:5])})"
         )

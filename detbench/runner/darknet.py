@@ -30,6 +30,7 @@ import struct
 
 import numpy as np
 
+from detbench.contract import DetbenchError
 from detbench.runner.nets import _to_original
 
 BN_EPS = 1e-5
@@ -63,7 +64,7 @@ _TRAINING_ONLY = {
 }
 
 
-class DarknetError(ValueError):
+class DarknetError(DetbenchError, ValueError):
     """A cfg or weights file this module cannot run faithfully: malformed, unsupported layer or
     option value, or a weights file whose length does not match the cfg."""
 

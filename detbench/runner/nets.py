@@ -16,9 +16,10 @@ import warnings
 import numpy as np
 
 from detbench import zoo
+from detbench.contract import DetbenchError
 
 
-class DeviceUnavailable(RuntimeError):
+class DeviceUnavailable(DetbenchError, RuntimeError):
     """The spec asks for a device this host's MXNet cannot use."""
 
 
@@ -47,7 +48,7 @@ def context_for(device):
     return mx.gpu(index)
 
 
-class WeightsRefused(RuntimeError):
+class WeightsRefused(DetbenchError, RuntimeError):
     """The run's weights are missing, failed to be made, or differ from their recorded hash."""
 
 

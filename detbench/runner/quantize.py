@@ -20,10 +20,10 @@ import sys
 import traceback
 
 from detbench import zoo
+from detbench.contract import EXIT_QUANTIZE_FAILED
 from detbench.runner import environment, nets
 
 EXCLUDE_LAYERS_MATCH = ("flatten", "concat")
-QUANTIZE_ERROR_EXIT = 3
 
 
 def symbol_path_for(params_path):
@@ -116,7 +116,7 @@ def main(argv=None):
             message = str(exc).split("\nStack trace:")[0].strip()
             with open(args.error_out, "w") as handle:
                 handle.write("{}: {}\n".format(type(exc).__name__, message))
-        return QUANTIZE_ERROR_EXIT
+        return EXIT_QUANTIZE_FAILED
     sys.stderr.write("quantized {} -> {} + {}\n".format(args.model, args.out, symbol_path))
     return 0
 

@@ -15,11 +15,15 @@ import traceback
 
 import numpy as np
 
-from detbench import zoo
+from detbench import contract, zoo
+from detbench.contract import DetbenchError
 from detbench.runner import environment, loop, nets, stats
 
-SPEC_NAME = "spec.json"
 IMAGE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a file stem: never a path
+
+
+class SpecError(DetbenchError, ValueError):
+    """A spec.json the runner refuses to run; the message names the file and the entry."""
 
 
 def check_image_ids(spec, spec_path):
@@ -27,7 +31,7 @@ def check_image_ids(spec, spec_path):
     ``JPEGImages/``)."""
     for number, image_id in enumerate(spec["image_ids"], 1):
         if not isinstance(image_id, str) or not IMAGE_ID.fullmatch(image_id):
-            raise ValueError(
+            raise SpecError(
                 "{}: image_ids entry {} is {!r}, expected a VOC image id like '000001' "
                 "(letters, digits, '_', '-', '.'; no path)".format(spec_path, number, image_id)
             )
@@ -196,7 +200,7 @@ def run_spec(spec_path):
     }
     collector = DetectionCollector()
     sampler = telemetry.TelemetrySampler(
-        os.path.join(run_dir, "telemetry.csv"),
+        os.path.join(run_dir, contract.TELEMETRY),
         interval_s=float(spec.get("telemetry_interval_s", 0.5)),
         gpu_index=gpu_index,
     )
@@ -221,8 +225,8 @@ def run_spec(spec_path):
         result["detections_dropped_nonfinite"] = collector.dropped_nonfinite
         if result["status"] != "ok":
             collector = DetectionCollector()
-        collector.save(os.path.join(run_dir, "detections.npz"))
-    write_json_atomic(result, os.path.join(run_dir, "result.json"))
+        collector.save(os.path.join(run_dir, contract.DETECTIONS))
+    write_json_atomic(result, os.path.join(run_dir, contract.RESULT))
     sys.stderr.write(
         "detbench runner: {} {} {} {} -> {}{}\n".format(
             spec["kind"],

@@ -23,18 +23,9 @@ import re
 import threading
 import time
 
-COLUMNS = (
-    "t_s",
-    "cpu_percent",
-    "ram_used_mb",
-    "swap_used_mb",
-    "gpu_util_percent",
-    "gpu_temp_c",
-    "cpu_temp_c",
-    "gpu_mem_used_mb",
-    "power_w",
-)
-FIELDS = COLUMNS[1:]
+from detbench.contract import TELEMETRY_COLUMNS as COLUMNS
+from detbench.contract import TELEMETRY_FIELDS as FIELDS
+
 SUMMARY_KEYS = (
     "backend",
     "interval_s",
