@@ -44,10 +44,15 @@ CONFIG = {
 
 
 def expected_outputs(rows: list[tuple[str, str, str]], model: str) -> set[tuple[str, str]]:
-    reports = {(rule, path) for rule, path, _ in rows if path.startswith("reports/scope/")}
+    reports = {
+        (rule, path) for rule, path, _ in rows
+        if path.startswith("reports/scope/")
+        and (not path.startswith("reports/scope/detections/") or path.endswith(f"/{model}.png"))
+    }  # fmt: skip
     runs = set()
     for device in DEVICES:
         run = f"results/scope/voc/{model}/{device}"
+        runs.add(("voc_spec", f"{run}/spec.json"))
         runs |= {("voc", f"{run}/{name}")
                  for name in ("result.json", "telemetry.csv", "detections.npz")}  # fmt: skip
         runs |= {("evaluate", f"{run}/map.json"), ("track_voc", f"{run}/mlflow.json")}
@@ -91,7 +96,8 @@ def main(argv=None) -> int:
     return emit({
         "measure": f"outputs and jobs rerun after one model's voc_run.batch changes "
         f"(2 models x {'/'.join(DEVICES)}), compared as lists",
-        "target": "exactly that model's voc/evaluate/track_voc + aggregate + plots",
+        "target": "exactly that model's voc_spec/voc/evaluate/track_voc/detection_pictures + "
+        "aggregate + plots",
         "measured": f"{len(pending)} pending outputs of {len(rows)}, "
         f"{'identical to' if pending == expected else 'DIFFERENT from'} the expected list; "
         f"{sum(ran.values())} jobs ran ({'as expected' if ran == want else 'NOT as expected'}); "
