@@ -85,15 +85,31 @@ def build_spec(
     }
 
 
-def execute(spec: dict, run_dir: str | Path, python: str | None, log_path: str | Path) -> dict:
+def execute(
+    spec: dict,
+    run_dir: str | Path,
+    python: str | None,
+    log_path: str | Path,
+    device: dict | None = None,
+) -> dict:
     """Write ``spec.json`` into ``run_dir``, run ``python -m detbench.runner run`` on it with
-    output to ``log_path``, and return the result it recorded."""
+    output to ``log_path``, and return the result it recorded. A ``device`` entry with a ``host``
+    (:func:`detbench.plan.device_entry`) runs it on that device over SSH instead."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / "result.json"
     result_path.unlink(missing_ok=True)
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    if device is not None and device.get("host"):  # a device over SSH (DESIGN §9)
+        from detbench.remote import ssh
+
+        remove_outputs(run_dir)
+        code = ssh.execute(spec, run_dir, device, log_path)
+        if not result_path.exists():
+            raise RunnerCrashed(f"the runner on {device['name']} exited with code {code} and "
+                                f"recorded no result; see {log_path}")  # fmt: skip
+        return read_json(result_path)
     command = [python or sys.executable, "-m", "detbench.runner", "run", str(spec_path)]
     with open(log_path, "a") as log:
         log.write("$ " + " ".join(command) + "\n")

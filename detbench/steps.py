@@ -148,8 +148,10 @@ def run_benchmark(
     runner: dict,
     result: str,
     log: str,
+    device_entry: dict | None = None,
 ):
-    """A speed or voc run through the device runner; its failures are recorded results."""
+    """A speed or voc run through the device runner; its failures are recorded results.
+    ``device_entry``: :func:`detbench.plan.device_entry` (a device over SSH runs there)."""
     spec = runs.build_spec(
         kind=kind,
         config_name=config_name,
@@ -163,9 +165,13 @@ def run_benchmark(
         telemetry_interval_s=telemetry["interval_s"],
         threads=runner["threads"],
     )
+    spec["progress_interval_s"] = runner.get("progress_s", 10)
+    cooldown = runner.get("cooldown") or {}
+    if cooldown.get("below_c") is not None or cooldown.get("max_wait_s"):
+        spec["cooldown"] = cooldown
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     Path(log).write_text("")
-    runs.execute(spec, Path(result).parent, runner["python"], log)
+    runs.execute(spec, Path(result).parent, runner["python"], log, device=device_entry)
 
 
 def speed(*, images_txt: str, **kwargs) -> None:

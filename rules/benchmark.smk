@@ -1,5 +1,6 @@
-# Timed runs through the device runner. `threads: workflow.cores` keeps every benchmark job
-# alone on the machine, whatever --cores says (DESIGN §5).
+# Timed runs through the device runner. A local run takes every core, so it is alone on the
+# machine whatever --cores says (DESIGN §5); a run over SSH takes none here and one unit of its
+# device's resource, so devices run in parallel, one job each (DESIGN §9).
 
 
 rule speed:
@@ -14,12 +15,15 @@ rule speed:
         f"{LOGS}/speed/{{model}}/{{device}}-{{mode}}.log",
     conda:
         ENV
-    threads: workflow.cores
+    threads: run_threads
+    resources:
+        **plan.device_resources(config),
     params:
         settings=lambda wildcards: plan.settings(config, wildcards.model, "speed"),
         config_name=NAME,
         telemetry=config["telemetry"],
         runner=config["runner"],
+        device=lambda wildcards: plan.device_entry(config, wildcards.device),
     message:
         "Speed run: {wildcards.model} on {wildcards.device}, {wildcards.mode}"
     script:
@@ -38,12 +42,15 @@ rule voc:
         f"{LOGS}/voc/{{model}}/{{device}}.log",
     conda:
         ENV
-    threads: workflow.cores
+    threads: run_threads
+    resources:
+        **plan.device_resources(config),
     params:
         settings=lambda wildcards: plan.settings(config, wildcards.model, "voc_run"),
         config_name=NAME,
         telemetry=config["telemetry"],
         runner=config["runner"],
+        device=lambda wildcards: plan.device_entry(config, wildcards.device),
     message:
         "VOC test-set run: {wildcards.model} on {wildcards.device}"
     script:
