@@ -50,7 +50,7 @@ def handle(msg):
             if sha256(part) != digest:
                 os.remove(part)
                 bad.append(digest)
-            else:
+            else:  # a rename over an identical blob another upload published is harmless
                 os.rename(part, blob(digest))
         return {"bad": bad}
     if op == "unpack":
@@ -58,10 +58,12 @@ def handle(msg):
         tmp = final + ".tmp%d" % os.getpid()
         with tarfile.open(blob(msg["code"])) as tar:
             tar.extractall(tmp)
-        if os.path.isdir(final):
-            shutil.rmtree(tmp)
-        else:
+        try:
             os.rename(tmp, final)
+        except OSError:  # another agent unpacked the same archive first
+            if not os.path.isdir(final):
+                raise
+            shutil.rmtree(tmp)
         return {"code": final}
     if op == "prepare":
         run = os.path.join(ROOT, "runs", msg["token"])

@@ -28,6 +28,7 @@ import os
 import shlex
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -210,6 +211,7 @@ class Attempt:
         self.pid: int | None = None
         self.lock = None
         self.bytes_sent = 0
+        self.nonce = os.urandom(6).hex()  # upload names of its own: devices may share a cache
 
     async def send(self, agent: Agent) -> tuple[str, str, dict]:
         """Send what the cache lacks; returns (code folder, run folder, link facts)."""
@@ -232,13 +234,15 @@ class Attempt:
         root = agent.hello["root"]
         async with self.conn.start_sftp_client() as sftp:
             if not state["code"]:
-                part = f"{root}/blobs/.{code}.part"
+                part = f"{root}/blobs/.{code}.{self.nonce}.part"
                 async with sftp.open(part, "wb") as handle:
                     await handle.write(archive)
                 self.bytes_sent += len(archive)
                 await agent.ask(op="commit", parts=[[part, code]])
                 await agent.ask(op="unpack", code=code)
-            parts = [[f"{root}/blobs/.{digest}.part", digest] for digest in sorted(uploads)]
+            parts = [
+                [f"{root}/blobs/.{digest}.{self.nonce}.part", digest] for digest in sorted(uploads)
+            ]
             semaphore = asyncio.Semaphore(8)
 
             async def put(part: str, digest: str) -> None:
@@ -325,6 +329,7 @@ class Attempt:
         if self.pid is None or self.conn is None:
             return
         pid = self.pid
+        self.log.say(f"stopping the remote runner (pid {pid})")
         script = f"kill -INT {pid} 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 {pid} "
         script += f"2>/dev/null || exit 0; sleep 0.5; done; kill -KILL {pid} 2>/dev/null; exit 0"
         await asyncio.wait_for(self.conn.run(script, check=False), 15)
@@ -428,9 +433,10 @@ def execute(spec: dict, run_dir: str | Path, device: dict, log_path: str | Path)
     ssh = device["ssh"]
 
     async def main() -> int | None:
-        task = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread:  # SIGTERM (Snakemake stopping the job) stops the remote runner too
+            loop.add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
         try:
             return await asyncio.wait_for(
                 run_remote(spec, run_dir, device, ssh, log), ssh["deadline_s"]
@@ -441,14 +447,14 @@ def execute(spec: dict, run_dir: str | Path, device: dict, log_path: str | Path)
                 f"{ssh['deadline_s']} s (ssh.deadline_s) and was stopped"
             ) from exc
         finally:
-            loop.remove_signal_handler(signal.SIGTERM)
+            if main_thread:
+                loop.remove_signal_handler(signal.SIGTERM)
 
     try:
         return asyncio.run(main())
     except BaseException as exc:
         shutil.rmtree(run_dir / STAGING, ignore_errors=True)
-        if not isinstance(exc, DeviceError):
-            log.say(f"stopped: {type(exc).__name__}")
+        log.say(f"failed: {exc}" if isinstance(exc, Exception) else f"stopped: {exc!r}")
         raise
     finally:
         log.close()
