@@ -55,7 +55,7 @@ def ssh_workflow(server, tmp_path_factory) -> tuple[Path, dict]:
         "speed": {"images": 2, "size": 320, "modes": ["hybrid"], "warmup": 1},
         "voc_run": {"batch": 2, "warmup": 1},
         "telemetry": {"interval_s": 0.1},
-        "runner": {"progress_s": 0.5},
+        "runner": {"progress_s": 0.5, "cooldown": {"max_wait_s": 0.2}},
         "ssh": {"cache": str(base / "device-cache")},
     }
     workdir = copy_workflow(base / "wf", config)
@@ -91,6 +91,8 @@ def test_workflow_over_ssh_makes_the_files_of_a_local_run(ssh_workflow):
             assert mine["versions"]["python"].startswith("3.6.")
             assert mine["versions"]["mxnet"] == "1.6.0"
             assert mine["weights"] == theirs["weights"]
+            for result in (mine, theirs):  # the cool-down ran on the device that ran the job
+                assert result["cooldown"]["reason"] == "max_wait_s reached"
             link = mine["link"]
             assert link["transport"] == "ssh" and link["rtt_ms"] > 0
             assert abs(link["clock_offset_s"]) < 1  # one machine: one clock
