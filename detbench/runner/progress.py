@@ -90,5 +90,10 @@ class Progress(object):
             self._bar.close()
 
     def _write(self, elapsed_s):
-        self.stream.write(progress_line(self.label, self.done, self.total, elapsed_s) + "\n")
-        self.stream.flush()
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(progress_line(self.label, self.done, self.total, elapsed_s) + "\n")
+            self.stream.flush()
+        except (IOError, OSError):  # a closed log or a cut SSH stream never fails the run
+            self.stream = None
