@@ -25,8 +25,12 @@ def check_config(config: dict) -> None:
             f"models: unknown model(s) {', '.join(unknown)}; known VOC detectors (detbench.zoo): "
             f"{', '.join(sorted(zoo.MODELS))}"
         )
+    names = device_names(config)
+    doubled = sorted({name for name in names if names.count(name) > 1})
+    if doubled:
+        raise ConfigError(f"devices: {', '.join(doubled)} listed more than once")
     device = config["detection_pictures"]["device"]
-    if device is not None and device not in config["devices"]:
+    if device is not None and device not in names:
         raise ConfigError(f"detection_pictures.device: {device} is not listed under devices")
     stray = sorted(set(config.get("overrides", {})) - set(config["models"]))
     if stray:
@@ -112,6 +116,12 @@ def run_settings(config: dict, model: str, section: str) -> dict:
     return {key: merged[key] for key in RUN_KEYS[section]}
 
 
+def progress_settings(config: dict) -> dict:
+    """What a spec carries of ``runner``: the progress interval and the cooldown."""
+    runner = config["runner"]
+    return {"progress_s": runner["progress_s"], "cooldown": runner["cooldown"]}
+
+
 def weights_source(config: dict, model: str) -> str:
     return weight_sources.source_for(config["weights"], model)
 
@@ -146,10 +156,55 @@ def quantize_input_path(config: dict, model: str) -> str:
     return f"weights/{source}/{fp32_model}.params"
 
 
+def device_names(config: dict) -> list[str]:
+    """The names of ``devices`` in config order: ``cpu``, ``gpuN``, or an SSH device's ``name``."""
+    return [d if isinstance(d, str) else d["name"] for d in config["devices"]]
+
+
+def remote_devices(config: dict) -> dict[str, dict]:
+    """The devices over SSH, by name."""
+    return {d["name"]: d for d in config["devices"] if not isinstance(d, str)}
+
+
+def device_entry(config: dict, name: str) -> dict:
+    """What a run job needs of its device: ``{"name": "cpu"}`` for a local one; for a device
+    over SSH its mapping plus ``context`` (``cpu`` | ``gpuN``, the MXNet device) and the
+    ``ssh`` settings."""
+    remote = remote_devices(config).get(name)
+    if remote is None:
+        return {"name": name}
+    context = "cpu" if remote.get("gpu") is None else f"gpu{remote['gpu']}"
+    return dict(sorted({**remote, "context": context, "ssh": config["ssh"]}.items()))
+
+
+def device_pattern(config: dict) -> str:
+    """The ``{device}`` wildcard's regular expression: local devices and the SSH names."""
+    return "|".join([r"cpu|gpu\d+", *sorted(remote_devices(config))])
+
+
+def device_resource(name: str) -> str:
+    """The Snakemake resource a device over SSH holds while a job runs on it (limit 1)."""
+    return f"ssh_device_{name}"
+
+
+def device_resources(config: dict) -> dict:
+    """``resources:`` of a run rule: one unit of its SSH device's resource (0 of the others)."""
+    return {
+        device_resource(name): (lambda wildcards, name=name: int(wildcards.device == name))
+        for name in sorted(remote_devices(config))
+    }
+
+
+def run_threads(config: dict, device: str, cores: int) -> int:
+    """Threads of a run job: all cores for a local device (a timed run is alone on this
+    machine); none for a device over SSH, whose work happens there."""
+    return 0 if device in remote_devices(config) else cores
+
+
 def picture_device(config: dict) -> str:
     """The device whose voc runs the detection pictures draw: ``detection_pictures.device``,
     else the first of ``devices``."""
-    return config["detection_pictures"]["device"] or config["devices"][0]
+    return config["detection_pictures"]["device"] or device_names(config)[0]
 
 
 def picture_files(config: dict) -> list[str]:
@@ -160,7 +215,7 @@ def speed_dirs(config: dict) -> list[str]:
     return sorted(
         f"{results_dir(config)}/speed/{model}/{device}-{mode}"
         for model in config["models"]
-        for device in config["devices"]
+        for device in device_names(config)
         for mode in config["speed"]["modes"]
     )
 
@@ -169,7 +224,7 @@ def voc_dirs(config: dict) -> list[str]:
     return sorted(
         f"{results_dir(config)}/voc/{model}/{device}"
         for model in config["models"]
-        for device in config["devices"]
+        for device in device_names(config)
     )
 
 

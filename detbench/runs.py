@@ -154,9 +154,16 @@ def write_spec(spec: dict, path: str | Path) -> Path:
     return write_json_atomic(path, spec)
 
 
-def execute(spec_path: str | Path, python: str | None, log_path: str | Path) -> dict:
+def execute(
+    spec_path: str | Path,
+    python: str | None,
+    log_path: str | Path,
+    device: dict | None = None,
+) -> dict:
     """Run ``python -m detbench.runner run spec_path`` (the spec's directory is the run
-    directory) with output to ``log_path``, and return the result it recorded.
+    directory) with output to ``log_path``, and return the result it recorded. A ``device``
+    entry with a ``host`` (:func:`detbench.plan.device_entry`) runs it on that device over SSH
+    instead (:mod:`detbench.remote.ssh`), whose files come back whole or not at all.
 
     This process owns the runner (see :func:`launch`) and holds the run directory's lock with
     it; whatever an earlier, killed runner left in the run directory is removed first."""
@@ -165,8 +172,15 @@ def execute(spec_path: str | Path, python: str | None, log_path: str | Path) -> 
     lock = _lock_run_dir(run_dir)
     try:
         remove_outputs(run_dir)
-        code = launch(["detbench.runner", "run", str(spec_path)], python, log_path,
-                      pass_fds=(lock,), on_interrupt=lambda: remove_outputs(run_dir))  # fmt: skip
+        if device is not None and device.get("host"):  # a device over SSH (DESIGN §9)
+            from detbench.remote import ssh
+
+            code = ssh.execute(read_json(spec_path), run_dir, device, log_path)
+        else:
+            code = launch(
+                ["detbench.runner", "run", str(spec_path)], python, log_path,
+                pass_fds=(lock,), on_interrupt=lambda: remove_outputs(run_dir),
+            )  # fmt: skip
     finally:
         os.close(lock)
     result_path = run_dir / RESULT

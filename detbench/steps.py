@@ -146,11 +146,13 @@ def run_spec(
     weights_sidecar: str,
     telemetry_interval_s: float,
     threads: int | None,
+    progress: dict,
     out: str,
     log: str,
 ) -> None:
     """Write the ``spec.json`` of one speed or voc run: everything the runner needs, from the
-    declared inputs (the dataset, the speed sample, the weights sidecar) and ``settings``."""
+    declared inputs (the dataset, the speed sample, the weights sidecar) and ``settings``;
+    ``progress`` is ``runner.progress_s`` and ``runner.cooldown``."""
     from detbench.data.voc import read_split
 
     with logging_to(log):
@@ -165,17 +167,22 @@ def run_spec(
             weights=runner_entry(weights_params, weights_sidecar),
             telemetry_interval_s=telemetry_interval_s, threads=threads,
         )  # fmt: skip
+        spec["progress_interval_s"] = progress["progress_s"]
+        cooldown = progress.get("cooldown") or {}
+        if cooldown.get("below_c") is not None or cooldown.get("max_wait_s"):
+            spec["cooldown"] = cooldown
         runs.write_spec(spec, out)
 
 
-def run(spec: str, python: str | None, log: str) -> None:
+def run(spec: str, python: str | None, log: str, device_entry: dict | None = None) -> None:
     """A speed or voc run of ``spec`` through the device runner; its failures are recorded
-    results. The job ends with Snakemake: if Snakemake dies, this process is terminated and
+    results. ``device_entry``: :func:`detbench.plan.device_entry` (a device over SSH runs
+    there). The job ends with Snakemake: if Snakemake dies, this process is terminated and
     stops the runner (:func:`detbench.runs.die_with_parent`)."""
     runs.die_with_parent()
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     Path(log).write_text("")
-    runs.execute(spec, python, log)
+    runs.execute(spec, python, log, device=device_entry)
 
 
 def evaluate(result: str, detections: str, dataset_json: str, metric: str, out: str, log: str):

@@ -1,6 +1,7 @@
 # Timed runs through the device runner. A spec rule writes each run's spec.json from its declared
-# inputs and config slice; the run rule hands it to the runner. `threads: workflow.cores` keeps
-# every benchmark job alone on the machine, whatever --cores says (DESIGN §5).
+# inputs and config slice; the run rule hands it to the runner. A local run takes every core, so
+# it is alone on the machine whatever --cores says (DESIGN §5); a run over SSH takes none here and
+# one unit of its device's resource, so devices run in parallel, one job each (DESIGN §9).
 
 
 rule speed_spec:
@@ -19,6 +20,7 @@ rule speed_spec:
         config_name=NAME,
         interval_s=config["telemetry"]["interval_s"],
         threads=config["runner"]["threads"],
+        progress=plan.progress_settings(config),
     script:
         "../scripts/speed_spec.py"
 
@@ -38,6 +40,7 @@ rule voc_spec:
         config_name=NAME,
         interval_s=config["telemetry"]["interval_s"],
         threads=config["runner"]["threads"],
+        progress=plan.progress_settings(config),
     script:
         "../scripts/voc_spec.py"
 
@@ -54,9 +57,12 @@ rule speed:
         f"{LOGS}/speed/{{model}}/{{device}}-{{mode}}.log",
     conda:
         ENV
-    threads: workflow.cores
+    threads: run_threads
+    resources:
+        **plan.device_resources(config),
     params:
         python=config["runner"]["python"],
+        device=lambda wildcards: plan.device_entry(config, wildcards.device),
     message:
         "Speed run: {wildcards.model} on {wildcards.device}, {wildcards.mode}"
     script:
@@ -76,9 +82,12 @@ rule voc:
         f"{LOGS}/voc/{{model}}/{{device}}.log",
     conda:
         ENV
-    threads: workflow.cores
+    threads: run_threads
+    resources:
+        **plan.device_resources(config),
     params:
         python=config["runner"]["python"],
+        device=lambda wildcards: plan.device_entry(config, wildcards.device),
     message:
         "VOC test-set run: {wildcards.model} on {wildcards.device}"
     script:

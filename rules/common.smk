@@ -10,8 +10,18 @@ ENV = "../envs/detbench.yaml"
 
 wildcard_constraints:
     model=r"[A-Za-z0-9_.]+",
-    device=r"cpu|gpu\d+",
+    device=plan.device_pattern(config),
     mode=r"imperative|hybrid",
+
+
+# One job at a time per device over SSH: each holds one unit of its device's resource.
+for _name in plan.remote_devices(config):
+    if plan.device_resource(_name) not in workflow.global_resources:
+        workflow.global_resources[plan.device_resource(_name)] = 1
+
+
+def run_threads(wildcards):
+    return plan.run_threads(config, wildcards.device, workflow.cores)
 
 
 def weights_of(wildcards):

@@ -1,3 +1,4 @@
 from detbench.steps import run
 
-run(snakemake.input.spec, snakemake.params.python, snakemake.log[0])
+p = snakemake.params
+run(snakemake.input.spec, p.python, snakemake.log[0], device_entry=p.device)

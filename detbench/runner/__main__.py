@@ -1,10 +1,32 @@
-"""``python -m detbench.runner run SPEC`` | ``init-weights --model M --seed S --out F``.
+"""``python -m detbench.runner run [--lock FILE] SPEC``, or
+``python -m detbench.runner init-weights --model M --seed S --out F``.
 
-OMP_NUM_THREADS is set here, before anything imports mxnet.
+OMP_NUM_THREADS is set here, before anything imports mxnet. ``--lock``: hold an exclusive lock on
+FILE for the run (a device over SSH runs one job at a time); if another run holds it, exit with
+``EXIT_BUSY`` at once.
 """
 
 import argparse
 import sys
+
+EXIT_BUSY = 75  # EX_TEMPFAIL: the device is busy with another run
+
+
+def hold_lock(path):
+    """An open file holding an exclusive lock on ``path``, or None if another process holds it."""
+    import fcntl
+    import os
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory)
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError):
+        handle.close()
+        return None
+    return handle
 
 
 def main(argv=None):
@@ -12,6 +34,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="execute one run spec (spec.json in its run directory)")
     run.add_argument("spec")
+    run.add_argument("--lock", default=None, help="hold an exclusive lock on this file")
     init = sub.add_parser("init-weights", help="save seeded untrained weights of a model")
     init.add_argument("--model", required=True)
     init.add_argument("--seed", type=int, default=0)
@@ -26,6 +49,11 @@ def main(argv=None):
 
     if args.command == "run":
         import json
+
+        lock = hold_lock(args.lock) if args.lock else None
+        if args.lock and lock is None:
+            sys.stderr.write("detbench runner: device busy: another run holds " + args.lock + "\n")
+            return EXIT_BUSY
 
         with open(args.spec) as handle:
             environment.configure_threads(json.load(handle).get("threads"))

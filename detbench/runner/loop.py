@@ -102,8 +102,10 @@ class Prefetcher(object):
             self._thread.join()
 
 
-def timed_pass(net, batches, load, on_output=None, prefetch=True):
-    """Run every batch; returns (wall seconds, [model seconds], [data seconds], images)."""
+def timed_pass(net, batches, load, on_output=None, prefetch=True, progress=None):
+    """Run every batch; returns (wall seconds, [model seconds], [data seconds], images).
+
+    ``progress``: a :class:`detbench.runner.progress.Progress`, told the images of each batch."""
     source = Prefetcher(batches, load) if prefetch else (load(ids) for ids in batches)
     model_s, data_s, images = [], [], 0
     start = time.perf_counter()
@@ -114,4 +116,6 @@ def timed_pass(net, batches, load, on_output=None, prefetch=True):
         images += len(batch.image_ids)
         if on_output is not None:
             on_output(batch, outputs)
+        if progress is not None:
+            progress.update(len(batch.image_ids))
     return time.perf_counter() - start, model_s, data_s, images

@@ -139,9 +139,17 @@ class DetectionCollector(object):
         os.replace(tmp, path)
 
 
+def context_name(spec):
+    """The MXNet device of a run: ``cpu`` or ``gpuN``. A device over SSH has its own name in
+    ``device``; the orchestrator then says which MXNet device it means in ``context``."""
+    return spec.get("context") or spec["device"]
+
+
 def execute(spec, collector):
     """Build the model on its device, warm up, run the measured passes; returns timings."""
-    ctx = nets.context_for(spec["device"])
+    from detbench.runner.progress import Progress
+
+    ctx = nets.context_for(context_name(spec))
     net = nets.build_from_weights(spec["model"], ctx, spec["weights"])  # sha256 checked first
     if spec["kind"] == "voc":
         nets.use_eval_nms(net)
@@ -163,24 +171,37 @@ def execute(spec, collector):
     _, first, _, _ = loop.timed_pass(net, warmup_batches[:1], load, prefetch=False)
     loop.timed_pass(net, warmup_batches[1:], load, prefetch=False)
     passes = []
-    for repeat in range(int(spec.get("repeats", 1))):
+    repeats = int(spec.get("repeats", 1))
+    for repeat in range(repeats):
         on_output = collector if repeat == 0 else None
-        passes.append(
-            loop.timed_pass(net, batches, load, on_output, prefetch=spec.get("prefetch", True))
-        )
+        label = "{} {} {} {}".format(spec["kind"], spec["model"], spec["device"], spec["mode"])
+        if repeats > 1:
+            label += " pass {}/{}".format(repeat + 1, repeats)
+        progress = Progress(label, len(spec["image_ids"]), spec.get("progress_interval_s", 10))
+        progress.start()
+        try:
+            passes.append(
+                loop.timed_pass(
+                    net, batches, load, on_output, spec.get("prefetch", True), progress
+                )
+            )
+        finally:
+            progress.close()
     return summarise_timings(first[0], warmup, passes, int(spec["batch_size"]))
 
 
 def run_spec(spec_path):
     """Run the spec at ``spec_path``; its directory is the run directory. Returns the result."""
     from detbench.runner import hostinfo, telemetry
+    from detbench.runner.cooldown import cool_down
 
     with open(spec_path) as handle:
         spec = json.load(handle)
     check_image_ids(spec, spec_path)
     run_dir = os.path.dirname(os.path.abspath(spec_path))
     threads = environment.configure_threads(spec.get("threads"))
-    gpu_index = int(spec["device"][3:]) if spec["device"].startswith("gpu") else 0
+    context = context_name(spec)
+    gpu_index = int(context[3:]) if context.startswith("gpu") else 0
     result = {
         "status": "failed",
         "error": None,
@@ -198,6 +219,14 @@ def run_spec(spec_path):
         "timings": None,
         "started_at": utc_now(),
     }
+    if spec.get("context"):
+        result["context"] = spec["context"]
+    if spec.get("link"):
+        result["link"] = spec["link"]  # measured by the orchestrator before the run (SSH)
+    cooldown_entry = cool_down(spec.get("cooldown"), gpu_index)
+    if cooldown_entry is not None:
+        result["cooldown"] = cooldown_entry
+        result["started_at"] = utc_now()
     collector = DetectionCollector()
     sampler = telemetry.TelemetrySampler(
         os.path.join(run_dir, contract.TELEMETRY),
