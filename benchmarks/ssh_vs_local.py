@@ -37,8 +37,10 @@ SEED_PYTHON = REPO / ".venv36/bin/python"
 
 
 def timed(spec: dict, run_dir: Path, log: Path, python: str | None, device: dict | None):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec_path = runs.write_spec(spec, run_dir / "spec.json")
     start = time.perf_counter()
-    result = runs.execute(spec, run_dir, python, log, device=device)
+    result = runs.execute(spec_path, python, log, device=device)
     seconds = time.perf_counter() - start
     if result["status"] != "ok":
         raise SystemExit(f"run failed: {result['error']}")

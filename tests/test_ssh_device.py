@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,13 +164,15 @@ def launch(ssh_workflow, monkeypatch, tmp_path):
     dir, with ``device`` settings changed; returns (run dir, log, call)."""
     workdir, config = ssh_workflow
     monkeypatch.chdir(workdir)
-    spec = json.loads((run_dirs(workdir, "loop_a")["speed"] / "spec.json").read_text())
     run_dir, log = tmp_path / "run", tmp_path / "run.log"
+    run_dir.mkdir()
+    spec_path = run_dir / "spec.json"
+    shutil.copy(run_dirs(workdir, "loop_a")["speed"] / "spec.json", spec_path)
 
     def call(**changes):
         device = plan.device_entry(config, "loop_a")
         device["ssh"] = {**device["ssh"], **changes.pop("ssh", {})}
-        return runs.execute(spec, run_dir, None, log, device={**device, **changes})
+        return runs.execute(spec_path, None, log, device={**device, **changes})
 
     return run_dir, log, call
 
@@ -240,13 +243,13 @@ def test_connection_cut_without_retry_fails_and_writes_nothing(server, launch):
 
 def test_ctrl_c_stops_the_remote_runner(ssh_workflow, tmp_path):
     workdir, config = ssh_workflow
-    spec_path = run_dirs(workdir, "loop_a")["speed"] / "spec.json"
     run_dir, log = tmp_path / "run", tmp_path / "run.log"
+    run_dir.mkdir()
+    shutil.copy(run_dirs(workdir, "loop_a")["speed"] / "spec.json", run_dir / "spec.json")
     script = (
         "import json, sys; from detbench import plan, runs; "
         f"config = json.loads({json.dumps(json.dumps(config))}); "
-        f"spec = json.load(open({str(spec_path)!r})); "
-        f"runs.execute(spec, {str(run_dir)!r}, None, {str(log)!r}, "
+        f"runs.execute({str(run_dir / 'spec.json')!r}, None, {str(log)!r}, "
         "device=plan.device_entry(config, 'loop_a'))"
     )
     job = subprocess.Popen([sys.executable, "-c", script], cwd=workdir, stderr=subprocess.PIPE)

@@ -17,9 +17,9 @@ PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def runner_files() -> list[Path]:
-    """``detbench/__init__.py``, every top-level module the runner imports (``zoo.py``) and
-    ``detbench/runner/*.py``, relative to the repository root."""
-    top = [PACKAGE / "__init__.py", PACKAGE / "zoo.py"]
+    """``detbench/__init__.py``, every top-level module the runner imports (``zoo.py``,
+    ``contract.py``) and ``detbench/runner/*.py``, relative to the repository root."""
+    top = [PACKAGE / "__init__.py", PACKAGE / "zoo.py", PACKAGE / "contract.py"]
     return sorted(p.relative_to(PACKAGE.parent) for p in [*top, *PACKAGE.glob("runner/*.py")])
 
 
