@@ -9,6 +9,7 @@ it; this script exits 1 when any benchmark failed.
 
     python benchmarks/run_all.py                  # all of them, writes benchmarks/RESULTS.md
     python benchmarks/run_all.py mlflow_logging   # just these; prints the table, writes nothing
+    python benchmarks/run_all.py --update NAME..  # just these, replacing their rows in RESULTS.md
 
 Also the helpers the workflow benchmarks share (a temporary copy of the workflow, timed
 ``snakemake`` runs, a one-line description of the machine); they import it as ``run_all``.
@@ -21,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -190,9 +192,37 @@ def write_results(rows: list[dict], path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
+def read_results(path: Path) -> list[dict]:
+    """The rows of an existing RESULTS.md (its table and its records), for ``--update``."""
+    text = path.read_text() if path.exists() else ""
+    records = {}
+    for block in text.split("\n### ")[1:]:
+        name, code, seconds = re.match(r"(\S+) \(exit code (-?\d+), ([\d.]+) s\)", block).groups()
+        body = block.split("```json\n", 1)[1].split("\n```", 1)[0]
+        records[name] = {"exit_code": int(code), "seconds": float(seconds),
+                         "record": json.loads(body)}  # fmt: skip
+    rows = []
+    for line in text.splitlines():
+        found = re.match(r"\| `([^`]+)`: (.*) \|$", line)
+        if not found:
+            continue
+        name, rest = found.groups()
+        measure, target, measured, verdict, date, where = re.split(r"(?<!\\)\| ", rest + " ")[:6]
+        rows.append({
+            "benchmark": name, "measure": measure.strip(), "target": target.strip(),
+            "measured": measured.strip(), "passed": verdict.strip() == "pass",
+            "date": date.strip(), "machine": where.strip(), **records.get(name, {}),
+        })  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("only", nargs="*", help="benchmark names (default: all; then RESULTS.md)")
+    parser.add_argument(
+        "--update", action="store_true",
+        help="write the named benchmarks' rows into RESULTS.md, keeping the others",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     paths = discover()
     if args.only:
@@ -205,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         verdict = "pass" if row["passed"] else "FAIL"
         print(f"{verdict:4}  {row['benchmark']:22} {row['measured']}  (target {row['target']})")
-    if not args.only:
+    if args.update:
+        fresh = {row["benchmark"]: row for row in rows}
+        kept = [row for row in read_results(RESULTS) if row["benchmark"] not in fresh]
+        rows = sorted(kept + rows, key=lambda row: row["benchmark"])
+    if not args.only or args.update:
         write_results(rows, RESULTS)
         print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0 if all(row["passed"] for row in rows) else 1
