@@ -5,6 +5,7 @@ checks, and the runner building the net from what was fetched."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,50 @@ def test_runner_builds_the_net_only_from_verified_files(tmp_path):
     Path(entry["cfg"]).write_text(Path(entry["cfg"]).read_text() + "\n# edited\n")
     with pytest.raises(nets.WeightsRefused, match=r"\.cfg: sha256"):
         nets.build_from_weights(MODEL, mx.cpu(), entry)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda cfg, w: (cfg + "\n[reorg]\nstride=2\n", w), r"\[reorg\]"),
+        (lambda cfg, w: (cfg, w[:-8]), r"3079012 bytes.*3079020|3079020.*3079012"),
+    ],
+    ids=["unsupported-layer", "short-weights"],
+)
+def test_a_model_the_block_cannot_run_is_a_failed_run_naming_why(tmp_path, edit, message):
+    """The runner records the run as failed with the layer or the byte counts in its error."""
+    import hashlib
+
+    from detbench.data.synthetic import make_synthetic_voc
+    from detbench.runner.run import run_spec
+
+    cfg, raw = edit(
+        (REPO / FILES["cfg"]["path"]).read_text(), (REPO / FILES["weights"]["path"]).read_bytes()
+    )
+    (tmp_path / "m.cfg").write_text(cfg)
+    (tmp_path / "m.weights").write_bytes(raw)
+    devkit = tmp_path / "VOCdevkit"
+    make_synthetic_voc(devkit, images=2, seed=0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+
+    def digest(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    spec = {
+        "kind": "voc", "config_name": "t", "model": MODEL, "family": "darknet",
+        "device": "cpu", "mode": "hybrid", "batch_size": 2, "input_shape": None,
+        "warmup": 1, "repeats": 1, "devkit": str(devkit), "image_ids": ["000001", "000002"],
+        "weights": {
+            "path": str(tmp_path / "m.weights"), "sha256": digest(tmp_path / "m.weights"),
+            "source": "darknet", "untrained": False, "format": "darknet",
+            "cfg": str(tmp_path / "m.cfg"), "cfg_sha256": digest(tmp_path / "m.cfg"),
+        },
+        "dataset": {"name": "t", "fingerprint": "x", "split": "test"},
+        "telemetry_interval_s": 0.1, "threads": 1,
+    }  # fmt: skip
+    (run_dir / "spec.json").write_text(json.dumps(spec))
+    result = run_spec(str(run_dir / "spec.json"))
+    assert result["status"] == "failed"
+    assert result["error"].startswith("DarknetError: ") and re.search(message, result["error"])
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "failed"
