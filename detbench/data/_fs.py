@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -39,6 +40,18 @@ def read_bounded(path: Path | str, limit: int) -> bytes:
     if len(data) > limit:
         raise OSError(f"larger than the {limit >> 20} MiB allowed")
     return data
+
+
+def already_made(devkit: Path, marker: str, meta: dict, what: str) -> bool:
+    """Whether ``devkit`` already holds the generated set ``meta`` (its ``marker`` file says so):
+    True if so, False if it is absent or empty; any other content raises :class:`DataError`
+    (``what`` names the set) and is left untouched."""
+    if not devkit.exists() or is_empty_dir(devkit):
+        return False
+    marker_path = devkit / marker
+    if marker_path.is_file() and json.loads(marker_path.read_text()) == meta:
+        return True
+    raise DataError(f"{devkit}: already exists and is not {what}; remove it and rerun")
 
 
 def is_empty_dir(path: Path) -> bool:

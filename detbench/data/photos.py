@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from detbench.data._fs import is_empty_dir, publish, staging
+from detbench.data._fs import already_made, publish, staging
 from detbench.data.errors import DataError, VOCFormatError
 from detbench.data.voc import YEAR_DIR, parse_annotation
 
@@ -84,14 +84,8 @@ def make_photo_voc(
     annotations = Path(annotations) if annotations is not None else manifest.parent / "Annotations"
     entries = load_manifest(manifest)
     meta = {"generator": "detbench.data.photos", "split": split, "photos": entries}
-    if devkit.exists() and not is_empty_dir(devkit):
-        marker = devkit / MARKER
-        if marker.is_file() and json.loads(marker.read_text()) == meta:
-            return
-        raise DataError(
-            f"{devkit}: already exists and is not the photo set of {manifest} (split {split!r}); "
-            "remove it and rerun"
-        )
+    if already_made(devkit, MARKER, meta, f"the photo set of {manifest} (split {split!r})"):
+        return
     sources = [(entry, locate_photo(entry)) for entry in entries]  # all checks before any work
     with staging(devkit) as tmp:
         root = tmp / devkit.name

@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from detbench.data._fs import is_empty_dir, publish, staging
-from detbench.data.errors import DataError
+from detbench.data._fs import already_made, publish, staging
 from detbench.data.voc import VOC_CLASSES, YEAR_DIR
 
 MARKER = "detbench-synthetic.json"
@@ -51,13 +50,8 @@ def make_synthetic_voc(devkit: Path, images: int, seed: int, split: str = "test"
     if images < 1:
         raise ValueError(f"images must be at least 1, got {images}")
     meta = {"generator": "detbench.data.synthetic", "images": images, "seed": seed, "split": split}
-    if devkit.exists() and not is_empty_dir(devkit):
-        marker = devkit / MARKER
-        if marker.is_file() and json.loads(marker.read_text()) == meta:
-            return
-        raise DataError(
-            f"{devkit}: already exists and is not the synthetic set {meta}; remove it and rerun"
-        )
+    if already_made(devkit, MARKER, meta, f"the synthetic set {meta}"):
+        return
     rng = np.random.default_rng(seed)
     with staging(devkit) as tmp:
         root = tmp / devkit.name
