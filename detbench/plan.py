@@ -187,11 +187,33 @@ def device_resource(name: str) -> str:
     return f"ssh_device_{name}"
 
 
+# Held by every run job while devices over SSH are configured: a local run takes all of it, so it
+# never runs beside another benchmark (its SSH jobs stream, hash and copy on this host); a run
+# over SSH takes one unit, so all the SSH devices can run at once.
+HOST_RESOURCE = "benchmark_slots"
+
+
+def global_resources(config: dict) -> dict[str, int]:
+    """The workflow's resources for run jobs: one unit per SSH device, and ``benchmark_slots``,
+    one per SSH device; none without devices over SSH."""
+    remote = sorted(remote_devices(config))
+    if not remote:
+        return {}
+    return {**{device_resource(name): 1 for name in remote}, HOST_RESOURCE: len(remote)}
+
+
 def device_resources(config: dict) -> dict:
-    """``resources:`` of a run rule: one unit of its SSH device's resource (0 of the others)."""
+    """``resources:`` of a run rule: one unit of its SSH device's resource (0 of the others),
+    and of ``benchmark_slots`` one unit for an SSH device, all of them for a local one."""
+    remote = sorted(remote_devices(config))
+    if not remote:
+        return {}
     return {
-        device_resource(name): (lambda wildcards, name=name: int(wildcards.device == name))
-        for name in sorted(remote_devices(config))
+        **{
+            device_resource(name): (lambda wildcards, name=name: int(wildcards.device == name))
+            for name in remote
+        },
+        HOST_RESOURCE: lambda wildcards: 1 if wildcards.device in remote else len(remote),
     }
 
 

@@ -1,7 +1,8 @@
 # Timed runs through the device runner. A spec rule writes each run's spec.json from its declared
 # inputs and config slice; the run rule hands it to the runner. A local run takes every core, so
 # it is alone on the machine whatever --cores says (DESIGN §5); a run over SSH takes none here and
-# one unit of its device's resource, so devices run in parallel, one job each (DESIGN §9).
+# one unit of its device's resource, so devices run in parallel, one job each (DESIGN §9), and of
+# benchmark_slots, all of which a local run takes, so a local run never has an SSH job beside it.
 
 
 rule speed_spec:

@@ -14,10 +14,10 @@ wildcard_constraints:
     mode=r"imperative|hybrid",
 
 
-# One job at a time per device over SSH: each holds one unit of its device's resource.
-for _name in plan.remote_devices(config):
-    if plan.device_resource(_name) not in workflow.global_resources:
-        workflow.global_resources[plan.device_resource(_name)] = 1
+# One job at a time per device over SSH, and a local run alone (plan.global_resources).
+for _name, _limit in plan.global_resources(config).items():
+    if _name not in workflow.global_resources:
+        workflow.global_resources[_name] = _limit
 
 
 def run_threads(wildcards):

@@ -178,7 +178,7 @@ def summary(run_dirs, tmp_path) -> pd.DataFrame:
 def test_figures_titles_say_untrained(summary):
     for key in figures.FIGURES:
         title = figures.build(key, summary).get_suptitle()
-        about_map = key in ("voc_map", "pareto_map_fps", "ap_heatmap")
+        about_map = key in ("voc_map", "pareto_map_fps", "pareto_by_device", "ap_heatmap")
         expected = "UNTRAINED WEIGHTS: mAP meaningless" if about_map else "untrained weights"
         assert expected in title, key
 
@@ -219,3 +219,75 @@ def test_draw_all_with_no_runs_still_writes_every_figure(tmp_path):
 def test_figure_captions_say_how_measured():
     assert all(len(text) > 80 for text in figures.FIGURES.values())
     assert "synchronised" in figures.FIGURES["speed_modes_gpu"]
+
+
+FLEET = {"cpu": "workstation", "nano": "jetson-nano", "xavier": "xavier-nx"}
+
+
+@pytest.fixture
+def fleet_summary(tmp_path, monkeypatch) -> pd.DataFrame:
+    """Voc runs of both models on three devices: the nano measures power, yolo3 failed on the
+    xavier, the cpu and the xavier have no power sensor."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    dirs = []
+    for model in MODELS:
+        for speed, (device, host) in enumerate(FLEET.items(), start=1):
+            failed = device == "xavier" and model == MODELS[0]
+            result = _result(rng, "voc", model, device, "hybrid", failed=failed)
+            result["host"]["hostname"] = host
+            if not failed:
+                result["timings"]["images_per_s"] *= speed
+            if device == "nano":
+                result["telemetry"].update(power_w_mean=5.0, energy_j=20.0 * speed)
+                result["telemetry"]["energy_j_per_image"] = 2.0 * (1 + MODELS.index(model))
+            run_dir = _write_run(tmp_path, f"results/demo/voc/{model}/{device}", result, rng)
+            if device == "nano":
+                rows = [f"{0.5 * i},50,{6000 + i},0,,{40 + i},{45 + i},,{5 + i}" for i in range(9)]
+                (run_dir / "telemetry.csv").write_text("\n".join([TELEMETRY_HEADER, *rows]) + "\n")
+            dirs.append(run_dir.relative_to(tmp_path))
+    write_summary(dirs, tmp_path / "summary.csv")
+    return read_summary(tmp_path / "summary.csv")
+
+
+def test_fps_by_device_has_one_cell_per_model_and_device(fleet_summary):
+    fig = figures.build("fps_by_device", fleet_summary)
+    texts = _texts(fig)
+    cells = [fig.axes[0].texts[i].get_text() for i in range(len(fig.axes[0].texts))]
+    ok = fleet_summary[fleet_summary["status"] == "ok"]
+    assert sorted(c for c in cells if c and c != "FAILED") == sorted(
+        f"{v:.3g}" for v in ok["images_per_s"]
+    )
+    assert cells.count("FAILED") == 1 and any(GPU_ERROR in t for t in texts)
+    labels = [t.get_text().split("\n") for t in fig.axes[0].get_xticklabels()]
+    assert labels == [["cpu", "workstation"], ["nano", "jetson-nano"], ["xavier", "xavier-nx"]]
+
+
+def test_pareto_by_device_labels_the_fleet_front(fleet_summary):
+    fig = figures.build("pareto_by_device", fleet_summary)
+    texts = _texts(fig)
+    # ssd (mAP 0.02) is the most accurate and the xavier its fastest device: the whole front
+    assert f"{MODELS[1]} · xavier" in texts and f"{MODELS[1]} · cpu" not in texts
+    assert f"FAILED  {MODELS[0]} · xavier hybrid: {GPU_ERROR}" in texts
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["cpu", "nano", "xavier", "fleet Pareto front", *sorted(MODELS)]
+
+
+def test_energy_by_device_says_where_no_power_sensor(fleet_summary):
+    fig = figures.build("energy_by_device", fleet_summary)
+    texts = _texts(fig)
+    assert texts.count("no power sensor") == 3  # cpu x 2 models, xavier's ok run
+    assert "2" in texts and "4" in texts  # the nano's bars, labelled with their values
+    assert any(t.startswith("failed: no GPU") for t in texts)
+
+
+def test_telemetry_by_device_has_a_column_per_device(fleet_summary, tmp_path):
+    fig = figures.build("telemetry_by_device", fleet_summary, tmp_path)
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert titles == ["cpu\nworkstation", "nano\njetson-nano", "xavier\nxavier-nx"]
+    power = fig.axes[4 * 3 : 5 * 3]  # the last row of panels: power on cpu, nano, xavier
+    assert [ax.get_ylabel() for ax in power] == ["power (W)", "", ""]
+    assert [len(ax.lines) for ax in power] == [0, 2, 0]
+    assert ["no sensor" in _texts(ax) for ax in power] == [True, False, True]
+    assert power[1].get_ylim() == power[0].get_ylim()  # one y scale per row
+    assert any(f"FAILED  {MODELS[0]} · xavier" in t for t in _texts(fig))

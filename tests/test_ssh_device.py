@@ -304,6 +304,11 @@ def test_runner_archive_holds_every_module_the_runner_imports():
     assert runner_archive() == runner_archive()  # reproducible: one hash per runner version
 
 
+class Wildcards:
+    def __init__(self, device: str):
+        self.device = device
+
+
 def test_device_names_and_wildcard_pattern():
     config = {"devices": ["cpu", {"name": "nano", "gpu": 0}], "ssh": {"retries": 1}}
     assert plan.device_names(config) == ["cpu", "nano"]
@@ -314,4 +319,11 @@ def test_device_names_and_wildcard_pattern():
     assert entry["context"] == "gpu0" and entry["ssh"] == {"retries": 1}
     assert plan.device_entry(config, "cpu") == {"name": "cpu"}
     assert plan.run_threads(config, "nano", 8) == 0 and plan.run_threads(config, "cpu", 8) == 8
-    assert plan.device_resources(config).keys() == {"ssh_device_nano"}
+    resources = plan.device_resources(config)
+    assert resources.keys() == {"ssh_device_nano", "benchmark_slots"}
+    assert plan.global_resources(config) == {"ssh_device_nano": 1, "benchmark_slots": 1}
+    fleet = {"devices": ["cpu", *({"name": n} for n in ("a", "b", "c"))]}
+    slots = plan.device_resources(fleet)["benchmark_slots"]
+    assert plan.global_resources(fleet)["benchmark_slots"] == 3
+    assert [slots(Wildcards(d)) for d in ("a", "b", "cpu", "gpu0")] == [1, 1, 3, 3]
+    assert plan.device_resources({"devices": ["cpu", "gpu0"]}) == {}

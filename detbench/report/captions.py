@@ -41,4 +41,26 @@ FIGURES: dict[str, str] = {
     "latency_distribution": f"Distribution of per-batch model latency (ms, batch 1, so per "
     f"image) in {_SPEED}, boxes per model and mode, one panel per device (box: quartiles, "
     f"whiskers: 1.5 IQR). {_FAILED} {_WEIGHTS}",
+    "fps_by_device": f"Devices compared: throughput (images/s) of {_VOC} for each model (row) on "
+    f"each device (column), {_SYNC}. The number is images/s; the colour is the share of that "
+    f"model's fastest device, so each row shows where the model runs best. Each device runs its "
+    f"own runner (devices over SSH on their own Python). Failed runs are hatched cells marked "
+    f"FAILED, their errors listed under the grid; 'no run' where a model was not run there. "
+    f"{_WEIGHTS}",
+    "pareto_by_device": f"Devices compared: mAP (VOC07, IoU 0.5) against throughput (images/s) "
+    f"of {_VOC}, one colour per device and one marker per model; a grey line joins one model's "
+    f"runs across the devices, the black line is the fleet's Pareto front (the model and device "
+    f"pairs no other pair beats on both), labelled. Throughput on a log scale when it spans more "
+    f"than 20x. Runs without both numbers are listed under the plot with their reason. "
+    f"{_WEIGHTS}",
+    "energy_by_device": f"Devices compared: energy per image of {_VOC}: the power readings of "
+    f"the background telemetry (jtop on a Jetson, NVML on an NVIDIA GPU) integrated over the "
+    f"whole run, warm-up and model loading included, divided by the run's images (J); one "
+    f"group per device, one bar per model, lower "
+    f"is better; 'no power sensor' where the device reports no power. {_FAILED} {_WEIGHTS}",
+    "telemetry_by_device": f"Devices compared: telemetry over time during {_VOC}, one column per "
+    f"device (its host name under it), one row per quantity on one y scale (temperatures, RAM, "
+    f"swap, power), one line per model in the same colour on every device; sampled on the device "
+    f"every telemetry interval; 'no sensor' where the device measured nothing. Failed runs are "
+    f"listed under the panels with their error. {_WEIGHTS}",
 }

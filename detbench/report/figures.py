@@ -9,6 +9,7 @@ untrained weights says so in its title. Only the Agg canvas is used (no pyplot, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import textwrap
@@ -21,7 +22,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from detbench.data.voc import VOC_CLASSES
@@ -404,6 +406,186 @@ def _telemetry(summary: pd.DataFrame, root: Path) -> Figure:
     return fig
 
 
+# ---------------------------------------------------------------- devices compared (a fleet)
+
+_NOTES_WIDTH = 11.0  # inches: a failed run's line under a figure fits without squeezing the plot
+
+
+def _devices(runs: pd.DataFrame) -> list[str]:
+    """The devices in the runs: cpu and GPUs first, then the rest (devices over SSH) sorted."""
+    return _order(runs["device"])
+
+
+def _device_label(runs: pd.DataFrame, device: str) -> str:
+    hosts = sorted({str(h) for h in runs.loc[runs["device"] == device, "host"] if _present(h)})
+    return device + (f"\n{', '.join(hosts)}" if hosts else "")
+
+
+def _fps_by_device(summary: pd.DataFrame, root: Path) -> Figure:
+    """Throughput of each model (rows) on each device (columns): the cell's text is images/s,
+    its colour the share of that model's fastest device; failed runs are hatched cells."""
+    runs = _kind(summary, "voc")
+    title = "Throughput per model per device, voc run"
+    if runs.empty:
+        return _no_runs(title, runs)
+    models, devices = _order(runs["model"]), _devices(runs)
+    fps = runs.pivot_table(index="model", columns="device", values="images_per_s", aggfunc="max")
+    fps = fps.reindex(index=models, columns=devices).astype(float)
+    share = fps.div(fps.max(axis=1), axis=0)
+    notes = _notes(runs[runs["status"] == "failed"], "")
+    notes += _notes(runs[(runs["status"] == "ok") & runs["images_per_s"].isna()], "no throughput")
+    size = (max(_NOTES_WIDTH, 3.5 + 1.5 * len(devices)), 1.9 + 0.55 * len(models))
+    fig, (ax,) = _figure(size=size, notes=notes)
+    sns.heatmap(
+        share,
+        ax=ax,
+        vmin=0,
+        vmax=1,
+        cmap="crest",
+        annot=fps.map(lambda v: "" if pd.isna(v) else f"{v:.3g}"),
+        fmt="",
+        annot_kws={"fontsize": 9},
+        linewidths=1,
+        linecolor="white",
+        cbar_kws={"label": "share of the model's fastest device"},
+    )
+    ax.set_facecolor("white")
+    ax.grid(False)
+    for row, model in enumerate(models):
+        for col, device in enumerate(devices):
+            if not pd.isna(fps.loc[model, device]):
+                continue
+            mine = runs[(runs["model"] == model) & (runs["device"] == device)]
+            failed = (mine["status"] == "failed").any()
+            if failed:
+                ax.add_patch(Rectangle((col, row), 1, 1, **_FAILED_STYLE))
+            text = "FAILED" if failed else ("no data" if len(mine) else "no run")
+            ax.text(col + 0.5, row + 0.5, text, ha="center", va="center", fontsize=8, color="0.3")
+    ax.set_xticks([i + 0.5 for i in range(len(devices))], [_device_label(runs, d) for d in devices])
+    ax.tick_params(axis="x", rotation=0)
+    ax.tick_params(axis="y", rotation=0)
+    ax.set(xlabel="device (cell: images/s)", ylabel="model")
+    _title(fig, title, runs)
+    return fig
+
+
+def _pareto_by_device(summary: pd.DataFrame, root: Path) -> Figure:
+    """mAP against throughput, one colour per device and one marker per model; a thin line joins
+    one model's runs across the devices and the black line is the fleet's Pareto front."""
+    runs = _kind(summary, "voc")
+    usable = (runs["status"] == "ok") & runs["mAP"].notna() & (runs["images_per_s"] > 0)
+    notes = _notes(runs[~usable], "no mAP (not evaluated)")
+    fig, (ax,) = _figure(size=(_NOTES_WIDTH, 5.5), notes=notes)
+    points = runs[usable]
+    title = "mAP vs FPS across devices, fleet Pareto front"
+    if points.empty:
+        _note(ax, "no runs")
+        _title(fig, title, runs, True)
+        return fig
+    devices, models = _devices(points), _order(points["model"])
+    colors = dict(zip(devices, sns.color_palette(n_colors=len(devices)), strict=True))
+    markers = dict(zip(models, itertools.cycle("osD^vP*Xph"), strict=False))
+    for model in models:
+        mine = points[points["model"] == model].sort_values("images_per_s")
+        ax.plot(mine["images_per_s"], mine["mAP"], color="0.75", linewidth=0.8, zorder=1)
+    for rec in points.to_dict("records"):
+        ax.scatter(
+            rec["images_per_s"],
+            rec["mAP"],
+            s=70,
+            color=colors[rec["device"]],
+            marker=markers[rec["model"]],
+            edgecolor="black",
+            linewidth=0.5,
+            zorder=3,
+        )
+    front = _pareto_front(points)
+    ax.plot(front["images_per_s"], front["mAP"], "-", color="black", linewidth=1.6, zorder=2)
+    for rec in front.to_dict("records"):
+        ax.annotate(
+            f"{rec['model']} · {rec['device']}",
+            (rec["images_per_s"], rec["mAP"]),
+            fontsize=8,
+            xytext=(6, 5),
+            textcoords="offset points",
+        )
+    fps = points["images_per_s"]
+    if fps.max() / fps.min() > 20:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(bottom=-0.03 * max(points["mAP"].max(), 0.01))
+    ax.set(xlabel="throughput, voc run (images/s)", ylabel="mAP (VOC07, IoU 0.5)")
+    handles = [Line2D([], [], marker="o", ls="", color=colors[d], label=d) for d in devices]
+    handles += [Line2D([], [], color="black", label="fleet Pareto front")]
+    handles += [
+        Line2D([], [], marker=markers[m], ls="", color="0.5", mec="black", label=m) for m in models
+    ]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    _title(fig, title, runs, True)
+    return fig
+
+
+def _energy_by_device(summary: pd.DataFrame, root: Path) -> Figure:
+    return _grouped_figure(
+        _kind(summary, "voc"),
+        "Energy per image per device, voc run",
+        value="energy_j_per_image",
+        ylabel="energy per image (J)",
+        x="device",
+        xlabel="device",
+        hue="model",
+        missing="no power sensor",
+    )
+
+
+def _telemetry_by_device(summary: pd.DataFrame, root: Path) -> Figure:
+    """The telemetry traces of the voc runs, one column of panels per device, one line per
+    model (the same colour on every device), each row on one y scale."""
+    runs = _kind(summary, "voc")
+    title = "Device telemetry during the voc runs, devices side by side"
+    if runs.empty:
+        return _no_runs(title, runs)
+    devices, models = _devices(runs), _order(runs["model"])
+    notes = _notes(runs[runs["status"] == "failed"], "")
+    traces = {}
+    for rec in runs.to_dict("records"):
+        path = root / rec["run_dir"] / "telemetry.csv"
+        if path.is_file():
+            traces[(rec["device"], rec["model"])] = pd.read_csv(path)
+        elif rec["status"] == "ok":
+            notes.append(f"{_run_name(rec)}: no telemetry.csv")
+    nrows, ncols = len(_TRACES), len(devices)
+    size = (max(_NOTES_WIDTH, 2.2 + 3.2 * ncols), 9.5)
+    fig, axes = _figure(nrows=nrows, ncols=ncols, size=size, notes=notes)
+    colors = dict(zip(models, sns.color_palette(n_colors=len(models)), strict=True))
+    grid = [axes[row * ncols : (row + 1) * ncols] for row in range(nrows)]
+    for row, (metric, label) in enumerate(_TRACES.items()):
+        drawn = []
+        for col, (ax, device) in enumerate(zip(grid[row], devices, strict=True)):
+            if col:
+                ax.sharey(grid[row][0])
+            if row:
+                ax.sharex(grid[0][col])
+            for model in models:
+                frame = traces.get((device, model))
+                if frame is not None and metric in frame and frame[metric].notna().any():
+                    ax.plot(frame["t_s"], frame[metric], color=colors[model], linewidth=1.3)
+                    drawn.append(ax)
+            if ax not in drawn:
+                _note(ax, "no sensor", clear=False)
+            ax.tick_params(labelleft=ax is (drawn or [None])[0], labelbottom=row == nrows - 1)
+        grid[row][0].set_ylabel(label)
+    for ax, device in zip(grid[0], devices, strict=True):
+        ax.set_title(_device_label(runs, device), fontsize=9)
+    for ax in grid[-1]:
+        ax.set_xlabel("time since run start (s)")
+    handles = [Line2D([], [], color=c, label=m) for m, c in colors.items()]
+    axes[ncols - 1].legend(handles=handles, title="model", loc="upper left",
+                           bbox_to_anchor=(1.01, 1), fontsize=8)  # fmt: skip
+    _title(fig, title, runs)
+    return fig
+
+
 _BUILDERS: dict[str, Callable[[pd.DataFrame, Path], Figure]] = {
     "speed_modes_gpu": _speed_modes(on_gpu=True),
     "speed_modes_cpu": _speed_modes(on_gpu=False),
@@ -430,6 +612,10 @@ _BUILDERS: dict[str, Callable[[pd.DataFrame, Path], Figure]] = {
     "ap_heatmap": _ap_heatmap,
     "telemetry_traces": _telemetry,
     "latency_distribution": _latency,
+    "fps_by_device": _fps_by_device,
+    "pareto_by_device": _pareto_by_device,
+    "energy_by_device": _energy_by_device,
+    "telemetry_by_device": _telemetry_by_device,
 }
 
 

@@ -25,6 +25,10 @@ FIGURE_REPORT: dict[str, tuple[str, str, str]] = {
     "voc_gpu_temp_delta": ("Device", "GPU temperature change", "voc"),
     "voc_swap_delta": ("Device", "Swap change", "voc"),
     "telemetry_traces": ("Device", "Telemetry over time", "voc"),
+    "fps_by_device": ("Devices compared", "Throughput per model per device", "voc"),
+    "pareto_by_device": ("Devices compared", "mAP vs FPS, fleet Pareto front", "voc"),
+    "energy_by_device": ("Devices compared", "Energy per image per device", "voc"),
+    "telemetry_by_device": ("Devices compared", "Telemetry, devices side by side", "voc"),
 }
 
 # The wildcard constraint of ``{figure}``: exactly the keys of FIGURES.

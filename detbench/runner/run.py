@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -37,8 +38,12 @@ def check_image_ids(spec, spec_path):
             )
 
 
-def utc_now():
-    return datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z"
+def _stamp(result, event):
+    """``<event>_at`` (UTC, to the second) and ``<event>_unix_s`` (the same instant as Unix time
+    to the millisecond, on this device's clock): when the run started or finished."""
+    now = time.time()
+    result[event + "_at"] = datetime.datetime.utcfromtimestamp(int(now)).isoformat() + "Z"
+    result[event + "_unix_s"] = round(now, 3)
 
 
 def write_json_atomic(obj, path):
@@ -217,8 +222,8 @@ def run_spec(spec_path):
         "dataset": spec["dataset"],
         "threads": threads,
         "timings": None,
-        "started_at": utc_now(),
     }
+    _stamp(result, "started")
     if spec.get("context"):
         result["context"] = spec["context"]
     if spec.get("link"):
@@ -226,7 +231,7 @@ def run_spec(spec_path):
     cooldown_entry = cool_down(spec.get("cooldown"), gpu_index)
     if cooldown_entry is not None:
         result["cooldown"] = cooldown_entry
-        result["started_at"] = utc_now()
+        _stamp(result, "started")
     collector = DetectionCollector()
     sampler = telemetry.TelemetrySampler(
         os.path.join(run_dir, contract.TELEMETRY),
@@ -245,7 +250,7 @@ def run_spec(spec_path):
         result["error"] = "{}: {}".format(type(exc).__name__, exc)
     finally:
         sampler.stop()
-    result["finished_at"] = utc_now()
+    _stamp(result, "finished")
     result["telemetry"] = sampler.summary(image_count=len(spec["image_ids"]))
     result["versions"] = environment.package_versions()
     result["env"] = environment.speed_knobs()
