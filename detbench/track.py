@@ -50,10 +50,13 @@ RUN_FILES = {
 # retries per call; the environment's own MLFLOW_HTTP_REQUEST_* settings win.
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 STACK = ("python", "mxnet", "gluoncv")  # the versions that make a run's software stack tag
-# MLflow 3's UI opens an experiment by its kind: without it, one holding no traces is taken for a
-# GenAI experiment (its overview, the runs hidden under "Evaluation runs"); this kind opens on the
-# runs table, as a model-training experiment.
+# The experiment's kind (MLflow 3): a model-training experiment, so the UI never asks for its type.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+# MLflow 3.17's UI shows every experiment by its "GenAI | Model training" switch, a per-browser
+# setting that starts at GenAI (an overview of traces, the runs hidden under "Evaluation runs"),
+# whatever the experiment's kind; this query parameter opens the page in "Model training": the
+# runs table.
+UI_QUERY = "workflowType=machine_learning"
 
 
 class TrackingError(DetbenchError, RuntimeError):
@@ -67,6 +70,12 @@ def tracking_uri() -> str:
 
 def artifact_root() -> str:
     return Path(DEFAULT_STORE, "artifacts").resolve().as_uri()
+
+
+def ui_url(server: str, experiment_id: str | None = None) -> str:
+    """The MLflow UI page of an experiment's runs table (or of the experiments) on ``server``."""
+    page = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
+    return f"{server.rstrip('/')}/#/{page}?{UI_QUERY}"
 
 
 def experiment_name(config_name: str) -> str:
@@ -89,7 +98,8 @@ def store_lock(uri: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _client(uri: str):
+def mlflow_client(uri: str):
+    """An MlflowClient on ``uri`` whose HTTP retries are bounded (:data:`HTTP_LIMITS`)."""
     from mlflow.tracking import MlflowClient
 
     for name, value in HTTP_LIMITS.items():
@@ -103,7 +113,7 @@ def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
     name = experiment_name(config_name)
     try:
         with store_lock(uri):
-            client = _client(uri)
+            client = mlflow_client(uri)
             experiment_id = _experiment_id(client, {"experiment_name": name}, uri)
     except Exception as exc:
         raise TrackingError(
@@ -112,6 +122,9 @@ def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
             "tracking store is reachable"
         ) from exc
     record = {"experiment_id": experiment_id, "experiment_name": name, "tracking_uri": uri}
+    if uri.startswith(("http://", "https://")):
+        record["ui"] = ui_url(uri, experiment_id)
+        print(f"MLflow experiment {name}: {record['ui']}", flush=True)
     write_json_atomic(out_json, record)
     return record
 
@@ -396,7 +409,7 @@ def log_run(
     created = None  # a run this call made and has not finished logging
     try:
         with store_lock(uri):
-            client = _client(uri)
+            client = mlflow_client(uri)
             experiment_id = _experiment_id(client, experiment, uri)
             key = tags["detbench.key"]
             run_id = _earlier_attempt(client, experiment_id, key, digest, status)
@@ -419,7 +432,8 @@ def log_run(
     except KeyboardInterrupt:
         if created is not None:
             with contextlib.suppress(Exception):
-                _client(uri).set_terminated(created, status=RunStatus.to_string(RunStatus.KILLED))
+                killed = RunStatus.to_string(RunStatus.KILLED)
+                mlflow_client(uri).set_terminated(created, status=killed)
         raise
     except Exception as exc:
         raise TrackingError(
