@@ -21,7 +21,6 @@ from helpers import copy_workflow, snakemake
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from test_html_report import CHROMIUM_FLAGS, text_of, visible_dom
-from test_html_report import chromium as chromium_fixture  # noqa: F401  (the fixture `chromium`)
 
 from detbench import contract, server, track
 from detbench.report.aggregate import COLUMNS, read_summary
@@ -315,4 +314,8 @@ def test_ui_opens_the_experiment_on_its_runs_table(workflow_on_server, tracking,
         assert name in page
     assert "Evaluation runs" not in page and "Token Usage" not in page
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
+    assert pixels.shape[:2] == (1000, 1400) and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500
+    status = pixels[250:450, 480:530]  # the table's status column: failed red, finished green
+    red, green, blue = status[..., 0], status[..., 1], status[..., 2]
+    assert ((red > 170) & (green < 100) & (blue < 100)).sum() > 20  # the failed gpu0 runs
+    assert ((green > 110) & (red < 100) & (blue < 130)).sum() > 20  # the finished cpu runs
