@@ -60,6 +60,15 @@ test: lint unit
 ui: $(STAMP)
 	$(BIN)/detbench ui
 
+# A team's tracking server (README, "One tracking server for a team"):
+#   make server PG=postgresql://mlflow:secret@dbhost:5432/mlflow ARTIFACTS=/srv/mlflow-artifacts
+ARTIFACTS ?= mlartifacts
+PORT ?= 5000
+.PHONY: server
+server: $(STAMP)
+	@test -n "$(PG)" || { echo "make server PG=postgresql://user:password@host:5432/database"; exit 1; }
+	$(BIN)/detbench server --backend-store-uri "$(PG)" --artifacts-destination "$(ARTIFACTS)" --port $(PORT)
+
 # The Snakemake HTML report of the demo (run `make demo` first): figures with their captions.
 .PHONY: report
 report: $(STAMP) photos-deb

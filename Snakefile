@@ -24,6 +24,13 @@ include: "rules/track.smk"
 include: "rules/report.smk"
 
 
+# A device's runs stay on this workstation when an executor plugin sends the other jobs to a
+# cluster (README, "Workstation jobs on a cluster").
+localrules:
+    speed,
+    voc,
+
+
 rule all:
     default_target: True
     input:

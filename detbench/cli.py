@@ -45,7 +45,7 @@ def _run(args) -> int:
 
 
 def _ui(args) -> int:
-    from detbench.track import DEFAULT_STORE, tracking_uri
+    from detbench.track import DEFAULT_STORE, tracking_uri, ui_url
 
     uri = tracking_uri()
     command = [
@@ -53,8 +53,35 @@ def _ui(args) -> int:
         "--default-artifact-root", str(Path(DEFAULT_STORE, "artifacts").resolve()),
         "--host", args.host, "--port", str(args.port),
     ]  # fmt: skip
-    print(f"MLflow UI on {uri}: http://{args.host}:{args.port}", flush=True)
+    print(f"MLflow UI on {uri}: {ui_url(f'http://{args.host}:{args.port}')}", flush=True)
     return subprocess.call(command, env=dict(os.environ))
+
+
+def _server(args) -> int:
+    from detbench.server import serve
+
+    return serve(args.backend_store_uri, args.artifacts_destination, args.host, args.port,
+                 args.workers)  # fmt: skip
+
+
+def _track(args) -> int:
+    from detbench import track
+
+    for run_dir in args.run_dirs:
+        record = track.log_run_dir(run_dir, args.experiment, Path(run_dir) / "mlflow.json")
+        print(f"{run_dir}: MLflow run {record['run_id']} ({record['status']}) at "
+              f"{record['tracking_uri']}")  # fmt: skip
+    return 0
+
+
+def _report(args) -> int:
+    from detbench.report.from_mlflow import report_from_mlflow
+    from detbench.track import tracking_uri
+
+    written = report_from_mlflow(args.from_mlflow, args.out)
+    print(f"{args.out}: summary.csv and {len(written) - 1} figures from MLflow experiment "
+          f"{args.from_mlflow!r} at {tracking_uri()}")  # fmt: skip
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +115,38 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=_ui)
+
+    sv = sub.add_parser("server", help="the team's MLflow tracking server on PostgreSQL")
+    sv.add_argument("--backend-store-uri", required=True,
+                    help="postgresql://user:password@host:5432/database")  # fmt: skip
+    sv.add_argument(
+        "--artifacts-destination",
+        required=True,
+        help="a directory, or a bucket URL (s3://...), that holds every artifact",
+    )
+    sv.add_argument("--host", default="0.0.0.0", help="interface to listen on (all by default)")
+    sv.add_argument("--port", type=int, default=5000)
+    sv.add_argument("--workers", type=int, default=4)
+    sv.set_defaults(func=_server)
+
+    tr = sub.add_parser("track", help="log run directories to MLflow, as a track job does")
+    tr.add_argument("run_dirs", nargs="+", help="run directories; each gets its mlflow.json")
+    tr.add_argument(
+        "--experiment",
+        required=True,
+        help="mlflow_experiment.json (results/<name>/, rule mlflow_experiment)",
+    )
+    tr.set_defaults(func=_track)
+
+    rp = sub.add_parser("report", help="summary.csv and every figure from MLflow's runs")
+    rp.add_argument(
+        "--from-mlflow",
+        required=True,
+        metavar="EXPERIMENT",
+        help="experiment name (detbench-<config name>) on MLFLOW_TRACKING_URI",
+    )
+    rp.add_argument("--out", required=True, help="directory for summary.csv and figures/")
+    rp.set_defaults(func=_report)
     return parser
 
 

@@ -4,7 +4,13 @@ A run's files never depend on MLflow: if the tracking server is down the ``track
 within seconds (:data:`HTTP_LIMITS`) with the URI in its error, the files stay, the report is
 made without MLflow, and a rerun logs them without re-benchmarking.
 Concurrent ``track`` jobs on the default SQLite store are serialised with a file lock (SQLite
-allows one writer; MLflow's own retries do not cover a fresh store's migrations).
+allows one writer; MLflow's own retries do not cover a fresh store's migrations); on a tracking
+server (a team's ``mlflow server`` on PostgreSQL, :mod:`detbench.server`) nothing is locked.
+
+Logging is idempotent per result: each MLflow run carries the sha256 of its ``result.json``, so a
+track job rerun after a failure (``mlflow.json`` is written only after the run is complete) reuses
+the complete run of the same result, if one got through, and deletes a half-logged one, if the
+server died under it: one MLflow run per result, never a duplicate.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import math
 import os
 import socket
@@ -42,6 +49,14 @@ RUN_FILES = {
 # A tracking server that does not answer fails a track job in seconds, not MLflow's ~250 s of
 # retries per call; the environment's own MLFLOW_HTTP_REQUEST_* settings win.
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+STACK = ("python", "mxnet", "gluoncv")  # the versions that make a run's software stack tag
+# The experiment's kind (MLflow 3): a model-training experiment, so the UI never asks for its type.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+# MLflow 3.17's UI shows every experiment by its "GenAI | Model training" switch, a per-browser
+# setting that starts at GenAI (an overview of traces, the runs hidden under "Evaluation runs"),
+# whatever the experiment's kind; this query parameter opens the page in "Model training": the
+# runs table.
+UI_QUERY = "workflowType=machine_learning"
 
 
 class TrackingError(DetbenchError, RuntimeError):
@@ -55,6 +70,12 @@ def tracking_uri() -> str:
 
 def artifact_root() -> str:
     return Path(DEFAULT_STORE, "artifacts").resolve().as_uri()
+
+
+def ui_url(server: str, experiment_id: str | None = None) -> str:
+    """The MLflow UI page of an experiment's runs table (or of the experiments) on ``server``."""
+    page = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
+    return f"{server.rstrip('/')}/#/{page}?{UI_QUERY}"
 
 
 def experiment_name(config_name: str) -> str:
@@ -77,7 +98,8 @@ def store_lock(uri: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _client(uri: str):
+def mlflow_client(uri: str):
+    """An MlflowClient on ``uri`` whose HTTP retries are bounded (:data:`HTTP_LIMITS`)."""
     from mlflow.tracking import MlflowClient
 
     for name, value in HTTP_LIMITS.items():
@@ -91,13 +113,8 @@ def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
     name = experiment_name(config_name)
     try:
         with store_lock(uri):
-            client = _client(uri)
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                location = artifact_root() if uri.startswith("sqlite:") else None
-                experiment_id = client.create_experiment(name, artifact_location=location)
-            else:
-                experiment_id = experiment.experiment_id
+            client = mlflow_client(uri)
+            experiment_id = _experiment_id(client, {"experiment_name": name}, uri)
     except Exception as exc:
         raise TrackingError(
             f"MLflow at {uri}: cannot create experiment {name!r} ({type(exc).__name__}: {exc}); "
@@ -105,6 +122,9 @@ def ensure_experiment(config_name: str, out_json: str | Path) -> dict:
             "tracking store is reachable"
         ) from exc
     record = {"experiment_id": experiment_id, "experiment_name": name, "tracking_uri": uri}
+    if uri.startswith(("http://", "https://")):
+        record["ui"] = ui_url(uri, experiment_id)
+        print(f"MLflow experiment {name}: {record['ui']}", flush=True)
     write_json_atomic(out_json, record)
     return record
 
@@ -126,7 +146,28 @@ def run_key(result: dict) -> str:
     )
 
 
+def board(result: dict) -> str:
+    """What the run ran on: the Jetson board when there is one, else the GPU model for a GPU
+    context (``gpuN``), else the CPU model."""
+    host = result.get("host") or {}
+    jetson = host.get("jetson") or {}
+    context = result.get("context") or result["device"]
+    if jetson.get("board"):
+        return str(jetson["board"])
+    if context.startswith("gpu") and host.get("gpu_name"):
+        return str(host["gpu_name"])
+    return str(host.get("cpu_model") or host.get("machine") or "unknown")
+
+
+def stack(result: dict) -> str:
+    """The software stack the runner ran on, e.g. ``python 3.6.9, mxnet 1.6.0, gluoncv 0.8.0``."""
+    versions = result.get("versions") or {}
+    return ", ".join(f"{name} {versions[name]}" for name in STACK if versions.get(name))
+
+
 def run_tags(result: dict, map_json: dict | None) -> dict[str, str]:
+    """Tags of the run: what the configuration was, and where it ran (device name, host, board,
+    software stack, the workstation that logged it), so runs can be found across machines."""
     weights = result["weights"]
     tags = {
         "kind": result["kind"],
@@ -140,6 +181,9 @@ def run_tags(result: dict, map_json: dict | None) -> dict[str, str]:
         "config_name": result["config_name"],
         "git_commit": git_commit(),
         "host": (result.get("host") or {}).get("hostname") or socket.gethostname(),
+        "board": board(result),
+        "stack": stack(result) or "unknown",
+        "workstation": socket.gethostname(),
         "status": result["status"],
         "detbench.key": run_key(result),
         "telemetry_backend": str((result.get("telemetry") or {}).get("backend")),
@@ -266,7 +310,7 @@ def _experiment_id(client, experiment: dict, uri: str) -> str:
     from mlflow.exceptions import MlflowException
 
     name = experiment["experiment_name"]
-    if experiment.get("tracking_uri") in (None, uri):
+    if "experiment_id" in experiment and experiment.get("tracking_uri") in (None, uri):
         try:
             recorded = client.get_experiment(experiment["experiment_id"])
         except MlflowException:  # no experiment with that id in this store
@@ -274,16 +318,18 @@ def _experiment_id(client, experiment: dict, uri: str) -> str:
         if recorded is not None and recorded.name == name:
             return recorded.experiment_id
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    location = artifact_root() if uri.startswith("sqlite:") else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # another track job created it meanwhile (a server has no lock)
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
+    if found is None:
+        location = artifact_root() if uri.startswith("sqlite:") else None
+        try:
+            return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+        except MlflowException:  # another track job created it meanwhile (a server has no lock)
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+    for key, value in EXPERIMENT_TAGS.items():  # an experiment made before detbench set them
+        if found.tags.get(key) != value:
+            client.set_experiment_tag(found.experiment_id, key, value)
+    return found.experiment_id
 
 
 def _supersede(client, experiment_id: str, key: str, new_run_id: str) -> list[str]:
@@ -298,6 +344,20 @@ def _supersede(client, experiment_id: str, key: str, new_run_id: str) -> list[st
         client.set_tag(run_id, "superseded", "true")
         client.set_tag(run_id, "superseded_by", new_run_id)
     return old
+
+
+def _earlier_attempt(client, experiment_id: str, key: str, digest: str, status: str):
+    """The complete MLflow run of this very result (``detbench.result_sha256``) when an earlier
+    track job logged it whole (terminated with ``status``, its last call) but did not write
+    ``mlflow.json``; half-logged ones (still RUNNING, or KILLED) are deleted. ``None`` when there
+    is no complete one."""
+    same = f"tags.`detbench.key` = '{key}' and tags.`detbench.result_sha256` = '{digest}'"
+    runs = client.search_runs([experiment_id], filter_string=same, max_results=1000)
+    complete = [r.info.run_id for r in runs if r.info.status == status and r.info.end_time]
+    for run in runs:
+        if run.info.run_id not in complete:
+            client.delete_run(run.info.run_id)
+    return complete[0] if complete else None
 
 
 def run_files(run_dir: str | Path) -> dict[str, Path]:
@@ -333,7 +393,9 @@ def log_run(
     experiment = read_json(experiment_json)
     uri = tracking_uri()
     start_ms = _started_ms(result)
-    tags = {**run_tags(result, map_json), "superseded": "false"}
+    digest = hashlib.sha256(files["result"].read_bytes()).hexdigest()
+    tags = {**run_tags(result, map_json), "superseded": "false", "detbench.result_sha256": digest}
+    status = "FINISHED" if result["status"] == "ok" else "FAILED"
     metrics = [Metric(k, v, start_ms, 0) for k, v in sorted(run_metrics(result, map_json).items())]
     series = telemetry_series(files["telemetry"], start_ms)
     samples = (result.get("telemetry") or {}).get("samples")
@@ -344,31 +406,34 @@ def log_run(
             "sample is in the telemetry.csv artifact"
         )
     metrics += series
-    run_id = None
+    created = None  # a run this call made and has not finished logging
     try:
         with store_lock(uri):
-            client = _client(uri)
+            client = mlflow_client(uri)
             experiment_id = _experiment_id(client, experiment, uri)
-            run = client.create_run(experiment_id, start_time=start_ms)
-            run_id = run.info.run_id
-            client.log_batch(
-                run_id,
-                params=[Param(k, v) for k, v in sorted(run_params(spec, result).items())],
-                tags=[RunTag(k, v) for k, v in sorted(tags.items())],
-            )
-            log_metrics(client, run_id, metrics)
-            for role in RUN_FILES:
-                if role in files:
-                    client.log_artifact(run_id, str(files[role]))
-            for picture in pictures:
-                client.log_artifact(run_id, str(picture), artifact_path="detections")
-            superseded = _supersede(client, experiment_id, tags["detbench.key"], run_id)
-            status = "FINISHED" if result["status"] == "ok" else "FAILED"
-            client.set_terminated(run_id, status=status)
+            key = tags["detbench.key"]
+            run_id = _earlier_attempt(client, experiment_id, key, digest, status)
+            if run_id is None:
+                run_id = created = client.create_run(experiment_id, start_time=start_ms).info.run_id
+                client.log_batch(
+                    run_id,
+                    params=[Param(k, v) for k, v in sorted(run_params(spec, result).items())],
+                    tags=[RunTag(k, v) for k, v in sorted(tags.items())],
+                )
+                log_metrics(client, run_id, metrics)
+                for role in RUN_FILES:
+                    if role in files:
+                        client.log_artifact(run_id, str(files[role]))
+                for picture in pictures:
+                    client.log_artifact(run_id, str(picture), artifact_path="detections")
+                client.set_terminated(run_id, status=status)  # last: a terminated run is whole
+                created = None
+            superseded = _supersede(client, experiment_id, key, run_id)
     except KeyboardInterrupt:
-        if run_id is not None:
+        if created is not None:
             with contextlib.suppress(Exception):
-                _client(uri).set_terminated(run_id, status=RunStatus.to_string(RunStatus.KILLED))
+                killed = RunStatus.to_string(RunStatus.KILLED)
+                mlflow_client(uri).set_terminated(created, status=killed)
         raise
     except Exception as exc:
         raise TrackingError(

@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -96,30 +94,6 @@ DRIVER = """
 })();
 </script>
 """
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's ``chromium``, installed with apt-get when missing (set-up, never a skip)."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    assert shutil.which("apt-get") and shutil.which(sudo[0] if sudo else "apt-get"), (
-        "chromium is missing and cannot be installed: that needs apt-get (Debian) run as root "
-        "or through password-less sudo"
-    )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    # No recommends: the browser and one font family, without upgrading the host's libraries.
-    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium",
-               "fonts-liberation"]  # fmt: skip
-    done = subprocess.run(install, env=env, capture_output=True, text=True)
-    if done.returncode != 0:  # stale or empty package lists: refresh them once
-        subprocess.run([*sudo, "apt-get", "update"], env=env, capture_output=True, text=True)
-        done = subprocess.run(install, env=env, capture_output=True, text=True)
-    found = shutil.which("chromium")
-    assert found, f"apt-get could not install chromium:\n{done.stdout[-2000:]}{done.stderr}"
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,10 @@ def make_run_dir(root: Path, status: str = "ok", samples: int = 5) -> Path:
 @pytest.fixture
 def local_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # the default store's path, made absolute: MLflow caches one store per URI in a process
+    monkeypatch.setenv(
+        "MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/{track.DEFAULT_STORE}/mlflow.db"
+    )
     track.ensure_experiment("t", tmp_path / "experiment.json")
     return tmp_path
 
@@ -88,15 +91,76 @@ def test_failed_result_logs_a_failed_run_with_its_error(local_store):
     assert run.info.status == "FAILED" and "out of memory" in run.data.tags["error"]
 
 
-def test_relogging_supersedes_the_previous_run(local_store):
+def test_a_new_result_supersedes_the_previous_run(local_store):
     run_dir = make_run_dir(local_store)
     first = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
+    result = json.loads((run_dir / "result.json").read_text())
+    result["started_at"] = "2026-11-26T09:00:00Z"  # benchmarked again
+    (run_dir / "result.json").write_text(json.dumps(result))
     second = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
     client = MlflowClient(track.tracking_uri())
     old, new = client.get_run(first["run_id"]), client.get_run(second["run_id"])
     assert old.data.tags["superseded"] == "true"
     assert old.data.tags["superseded_by"] == second["run_id"]
     assert new.data.tags["superseded"] == "false" and second["superseded"] == [first["run_id"]]
+
+
+def test_relogging_the_same_result_reuses_its_run_and_deletes_a_half_logged_one(local_store):
+    run_dir = make_run_dir(local_store)
+    experiment = local_store / "experiment.json"
+    first = track.log_run_dir(run_dir, experiment, run_dir / "mlflow.json")
+    client = MlflowClient(track.tracking_uri())
+    # a track job that died mid-way on the same result: a RUNNING run with its identity tags
+    tags = client.get_run(first["run_id"]).data.tags
+    half = client.create_run(
+        first["experiment_id"],
+        tags={k: tags[k] for k in ("detbench.key", "detbench.result_sha256", "superseded")},
+    )
+    again = track.log_run_dir(run_dir, experiment, run_dir / "mlflow.json")
+    assert again["run_id"] == first["run_id"] and again["superseded"] == []
+    assert client.get_run(half.info.run_id).info.lifecycle_stage == "deleted"
+    runs = client.search_runs([first["experiment_id"]])
+    assert [r.info.run_id for r in runs] == [first["run_id"]]
+    assert client.get_run(first["run_id"]).info.status == "FINISHED"
+
+
+def test_tags_say_device_host_board_and_stack(local_store):
+    run_dir = make_run_dir(local_store)
+    result = json.loads((run_dir / "result.json").read_text())
+    result["host"] = {
+        "hostname": "nano-1",
+        "cpu_model": "ARMv8 Processor rev 1 (v8l)",
+        "gpu_name": None,
+        "jetson": {"board": "NVIDIA Jetson Nano Developer Kit"},
+    }
+    result["versions"] = {"python": "3.6.9", "mxnet": "1.6.0", "gluoncv": "0.8.0",
+                          "numpy": "1.19.5"}  # fmt: skip
+    (run_dir / "result.json").write_text(json.dumps(result))
+    record = track.log_run_dir(run_dir, local_store / "experiment.json", run_dir / "mlflow.json")
+    tags = MlflowClient(track.tracking_uri()).get_run(record["run_id"]).data.tags
+    assert tags["device"] == "cpu" and tags["host"] == "nano-1"
+    assert tags["board"] == "NVIDIA Jetson Nano Developer Kit"
+    assert tags["stack"] == "python 3.6.9, mxnet 1.6.0, gluoncv 0.8.0"
+    assert tags["workstation"] == socket.gethostname()
+
+
+def test_board_is_the_gpu_model_for_a_gpu_context_else_the_cpu_model():
+    host = {"cpu_model": "AMD EPYC 7R13", "gpu_name": "NVIDIA H100", "jetson": None}
+    assert track.board({"device": "gpu0", "host": host}) == "NVIDIA H100"
+    assert track.board({"device": "cpu", "host": host}) == "AMD EPYC 7R13"
+    assert track.board({"device": "box", "context": "gpu1", "host": host}) == "NVIDIA H100"
+
+
+def test_experiment_is_marked_a_model_training_experiment(local_store):
+    client = MlflowClient(track.tracking_uri())
+    experiment = client.get_experiment_by_name("detbench-t")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    client.set_experiment_tag(
+        experiment.experiment_id, "mlflow.experimentKind", "genai_development"
+    )
+    track.ensure_experiment("t", local_store / "again.json")
+    experiment = client.get_experiment_by_name("detbench-t")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def _free_port() -> int:
