@@ -291,9 +291,13 @@ def test_interrupted_mlflow_logging_ends_the_run_killed(tmp_path, monkeypatch):
     client = MlflowClient(track.tracking_uri())
     (killed,) = client.search_runs([experiment["experiment_id"]])
     assert killed.info.status == "KILLED"
-    # the store lock was released: the rerun logs, and supersedes the killed run
+    # the store lock was released: the rerun logs the same result once more and deletes the
+    # half-logged run of it (one MLflow run per result.json)
     record = track.log_run_dir(run_dir, tmp_path / "experiment.json", run_dir / "mlflow.json")
-    assert record["status"] == "FINISHED" and record["superseded"] == [killed.info.run_id]
+    assert record["status"] == "FINISHED" and record["superseded"] == []
+    (active,) = client.search_runs([experiment["experiment_id"]])
+    assert active.info.run_id == record["run_id"] != killed.info.run_id
+    assert client.get_run(killed.info.run_id).info.lifecycle_stage == "deleted"
 
 
 def test_tracking_uri_changed_since_the_experiment_job_logs_to_the_right_experiment(
