@@ -1,12 +1,14 @@
 """Timed inference loops with a prefetch thread for decoding and transforms.
 
-Every clock read that closes a model interval follows ``wait_to_read()`` on every output: MXNet
-dispatches asynchronously, so a timer read after ``net(x)`` alone measures only the dispatch.
+Every clock read that closes a model interval follows ``wait_to_read()`` on every MXNet output
+(:func:`detbench.runner.engines.wait`): MXNet dispatches asynchronously, so a timer read after ``net(x)`` alone measures only the dispatch.
 ``mx.nd.waitall()`` is not used: it would also wait for the prefetch thread's queued work.
 """
 
 import threading
 import time
+
+from detbench.runner import engines
 
 try:
     import queue
@@ -24,8 +26,9 @@ class Batch(object):
         self.data_s = data_s
 
 
-def load_batch(image_ids, read_image, transform, ctx, stack):
-    """Decode + transform ``image_ids``; the data time ends after the inputs are materialised."""
+def load_batch(image_ids, read_image, transform, ctx, stack, host_inputs=False):
+    """Decode + transform ``image_ids``; the data time ends after the inputs are materialised
+    (as numpy arrays with ``host_inputs``, for engines other than MXNet)."""
     import mxnet as mx
 
     start = time.perf_counter()
@@ -35,23 +38,25 @@ def load_batch(image_ids, read_image, transform, ctx, stack):
         tensors.append(tensor)
         unwarps.append(unwarp)
     if stack:
-        inputs = mx.nd.stack(*tensors).as_in_context(ctx)
-        inputs.wait_to_read()
+        inputs = mx.nd.stack(*tensors)
+        inputs = inputs.asnumpy() if host_inputs else inputs.as_in_context(ctx)
+        engines.wait(inputs)
     else:
-        inputs = [t.expand_dims(0).as_in_context(ctx) for t in tensors]
+        inputs = [t.expand_dims(0) for t in tensors]
+        inputs = [t.asnumpy() if host_inputs else t.as_in_context(ctx) for t in inputs]
         for item in inputs:
-            item.wait_to_read()
+            engines.wait(item)
     return Batch(list(image_ids), inputs, unwarps, time.perf_counter() - start)
 
 
 def forward(net, batch):
-    """Run the network on one batch; returns (list of output tuples, seconds after sync)."""
+    """Run the engine on one batch; returns (list of output tuples, seconds after sync)."""
     start = time.perf_counter()
     items = [batch.inputs] if not isinstance(batch.inputs, list) else batch.inputs
     outputs = [net(item) for item in items]
     for output in outputs:
         for array in output:
-            array.wait_to_read()
+            engines.wait(array)
     return outputs, time.perf_counter() - start
 
 

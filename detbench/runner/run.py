@@ -18,7 +18,7 @@ import numpy as np
 
 from detbench import contract, zoo
 from detbench.contract import DetbenchError
-from detbench.runner import environment, loop, nets, stats
+from detbench.runner import engines, environment, loop, nets, stats
 
 IMAGE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a file stem: never a path
 
@@ -108,10 +108,10 @@ class DetectionCollector(object):
 
     def __call__(self, batch, outputs):
         if len(outputs) == 1 and len(batch.image_ids) > 1:
-            ids, scores, boxes = [o.asnumpy() for o in outputs[0]]
+            ids, scores, boxes = [engines.to_numpy(o) for o in outputs[0]]
             per_image = [(ids[i], scores[i], boxes[i]) for i in range(len(batch.image_ids))]
         else:
-            per_image = [tuple(o.asnumpy()[0] for o in output) for output in outputs]
+            per_image = [tuple(engines.to_numpy(o)[0] for o in output) for output in outputs]
         for image_id, unwarp, (ids, scores, boxes) in zip(
             batch.image_ids, batch.unwarps, per_image
         ):
@@ -150,25 +150,29 @@ def context_name(spec):
     return spec.get("context") or spec["device"]
 
 
-def execute(spec, collector):
-    """Build the model on its device, warm up, run the measured passes; returns timings."""
+def execute(spec, collector, backend_info):
+    """Build the model's engine on its device, warm up, run the measured passes; returns
+    timings. ``backend_info`` (a dict) receives the engine's ``info``."""
     from detbench.runner.progress import Progress
 
-    ctx = nets.context_for(context_name(spec))
-    net = nets.build_from_weights(spec["model"], ctx, spec["weights"])  # sha256 checked first
+    if engines.backend_of(spec) == engines.MXNET:
+        ctx = nets.context_for(context_name(spec))
+    else:  # inputs are prepared on the host; the engine picks its device from the spec
+        import mxnet as mx
+
+        ctx = mx.cpu()
+    net = engines.build(spec, ctx)
+    backend_info.update(net.info)
     if spec["kind"] == "voc":
-        nets.use_eval_nms(net)
         transform = nets.eval_transform(spec["model"])
         stack = nets.stacks_batches(spec["model"])
     else:
         transform = nets.speed_transform(spec["model"], *spec["input_shape"][1:])
         stack = True
-    if spec["mode"] == "hybrid":
-        net.hybridize(static_alloc=True, static_shape=stack)
     read = image_reader(spec["devkit"])
 
     def load(image_ids):
-        return loop.load_batch(image_ids, read, transform, ctx, stack)
+        return loop.load_batch(image_ids, read, transform, ctx, stack, net.host_inputs)
 
     batches = chunks(list(spec["image_ids"]), int(spec["batch_size"]))
     warmup = max(1, int(spec.get("warmup", 1)))
@@ -215,6 +219,7 @@ def run_spec(spec_path):
         "model": spec["model"],
         "device": spec["device"],
         "mode": spec["mode"],
+        "backend": {"name": engines.backend_of(spec)},
         "batch_size": int(spec["batch_size"]),
         "input_shape": spec.get("input_shape"),
         "image_count": len(spec["image_ids"]),
@@ -240,7 +245,7 @@ def run_spec(spec_path):
     )
     sampler.start()
     try:
-        result["timings"] = execute(spec, collector)
+        result["timings"] = execute(spec, collector, result["backend"])
         result["status"] = "ok"
     except KeyboardInterrupt:
         sampler.stop()
