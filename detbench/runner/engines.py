@@ -60,9 +60,7 @@ def build(spec, ctx):
     device (execution provider, OpenCV target) from ``run.context_name(spec)``."""
     backend = backend_of(spec)
     if backend not in BUILDERS:
-        raise BackendUnavailable(
-            "backend {!r}: not one of {}".format(backend, ", ".join(BACKENDS))
-        )
+        raise BackendUnavailable("backend {!r}: not one of {}".format(backend, ", ".join(BACKENDS)))
     module_name, function = BUILDERS[backend].split(":")
     return getattr(importlib.import_module(module_name), function)(spec, ctx)
 

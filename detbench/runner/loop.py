@@ -1,7 +1,8 @@
 """Timed inference loops with a prefetch thread for decoding and transforms.
 
 Every clock read that closes a model interval follows ``wait_to_read()`` on every MXNet output
-(:func:`detbench.runner.engines.wait`): MXNet dispatches asynchronously, so a timer read after ``net(x)`` alone measures only the dispatch.
+(:func:`detbench.runner.engines.wait`): MXNet dispatches asynchronously, so a timer read after
+``net(x)`` alone measures only the dispatch.
 ``mx.nd.waitall()`` is not used: it would also wait for the prefetch thread's queued work.
 """
 

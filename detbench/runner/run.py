@@ -190,9 +190,7 @@ def execute(spec, collector, backend_info):
         progress.start()
         try:
             passes.append(
-                loop.timed_pass(
-                    net, batches, load, on_output, spec.get("prefetch", True), progress
-                )
+                loop.timed_pass(net, batches, load, on_output, spec.get("prefetch", True), progress)
             )
         finally:
             progress.close()
