@@ -43,7 +43,7 @@ MODEL = "ssd_512_resnet50_v1_voc"
 def make_run_dir(root: Path, samples: int, images: int = 4952, per_image: int = 100) -> Path:
     """A complete voc run directory with ``samples`` telemetry rows, every sensor present."""
     rng = np.random.default_rng(0)
-    run_dir = root / f"results/bench/voc/{MODEL}/gpu0"
+    run_dir = root / f"results/bench/voc/{MODEL}/mxnet/gpu0"
     run_dir.mkdir(parents=True)
     ids = [f"{i:06d}" for i in range(1, images + 1)]
     weights = {"path": f"weights/gluoncv/{MODEL}.params", "source": "gluoncv",

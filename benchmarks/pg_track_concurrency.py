@@ -36,7 +36,7 @@ FIELDS = track.TELEMETRY_FIELDS
 def make_run_dir(root: Path, device: str, samples: int) -> Path:
     """A finished voc run directory on ``device``, every sensor sampled ``samples`` times."""
     rng = np.random.default_rng(sum(map(ord, device)))
-    run_dir = root / f"results/bench/voc/ssd_512_resnet50_v1_voc/{device}"
+    run_dir = root / f"results/bench/voc/ssd_512_resnet50_v1_voc/mxnet/{device}"
     run_dir.mkdir(parents=True)
     weights = {"path": "w.params", "source": "gluoncv", "untrained": False, "sha256": "ab" * 32}
     dataset = {"name": "bench", "fingerprint": "3f2a9c1d0b7e", "split": "test"}

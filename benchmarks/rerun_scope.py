@@ -51,7 +51,7 @@ def expected_outputs(rows: list[tuple[str, str, str]], model: str) -> set[tuple[
     }  # fmt: skip
     runs = set()
     for device in DEVICES:
-        run = f"results/scope/voc/{model}/{device}"
+        run = f"results/scope/voc/{model}/mxnet/{device}"
         runs.add(("voc_spec", f"{run}/spec.json"))
         runs |= {("voc", f"{run}/{name}")
                  for name in ("result.json", "telemetry.csv", "detections.npz")}  # fmt: skip

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
                 "ssh": {"cache": str(base / "device-cache")},
             }
             workdir = copy_workflow(base / "wf", config, "bench.yaml")
-            target = f"results/bench/voc/{args.model}/cpu/result.json"
+            target = f"results/bench/voc/{args.model}/mxnet/cpu/result.json"
             done, _ = snakemake(workdir, target, "--configfile", "bench.yaml")
             must(done, "the local voc run that writes the spec")
             validate(config, str(REPO / "config/schema.yaml"))

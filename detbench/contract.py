@@ -5,8 +5,8 @@ One definition of each fact (docs/contracts.md describes the files). Importable 
 stack (Python 3.6, standard library only), like the rest of what the runner imports.
 """
 
-# The files of a run directory: results/<name>/speed/<model>/<device>-<mode>/ or
-# results/<name>/voc/<model>/<device>/.
+# The files of a run directory: results/<name>/speed/<model>/<backend>/<device>-<mode>/ or
+# results/<name>/voc/<model>/<backend>/<device>/.
 SPEC = "spec.json"  # written by the spec rule, read by the runner
 RESULT = "result.json"  # written by the runner, last and atomically
 TELEMETRY = "telemetry.csv"  # written by the runner while it runs
@@ -14,6 +14,13 @@ DETECTIONS = "detections.npz"  # voc runs
 MAP = "map.json"  # written by evaluate (voc runs)
 MLFLOW = "mlflow.json"  # written by track
 RUN_OUTPUTS = (RESULT, TELEMETRY, DETECTIONS)  # what the runner writes
+
+# Inference backends (spec "backend"), the first the default. MXNet runs in the Gluon modes
+# imperative | hybrid; the others run their own graph, mode "native".
+MXNET, ONNXRUNTIME, OPENCV = "mxnet", "onnxruntime", "opencv"
+BACKENDS = (MXNET, ONNXRUNTIME, OPENCV)
+MXNET_MODES = ("imperative", "hybrid")
+NATIVE_MODE = "native"
 
 STATUS_OK, STATUS_FAILED = "ok", "failed"
 STATUSES = (STATUS_OK, STATUS_FAILED)

@@ -10,7 +10,9 @@ import copy
 
 from detbench import weights as weight_sources
 from detbench import zoo
-from detbench.contract import DetbenchError
+from detbench.contract import BACKENDS, MXNET, NATIVE_MODE, OPENCV, DetbenchError
+
+BACKEND_PATTERN = "|".join(BACKENDS)  # the {backend} wildcard
 
 
 class ConfigError(DetbenchError, ValueError):
@@ -110,10 +112,24 @@ def settings(config: dict, model: str, section: str) -> dict:
 RUN_KEYS = {"speed": ("batch", "size", "warmup", "repeats"), "voc_run": ("batch", "warmup", "mode")}
 
 
-def run_settings(config: dict, model: str, section: str) -> dict:
-    """The slice of :func:`settings` that one speed or voc run of ``model`` uses."""
+def run_settings(config: dict, model: str, section: str, backend: str = MXNET) -> dict:
+    """The slice of :func:`settings` that one speed or voc run of ``model`` on ``backend``
+    uses. ``voc_run.mode`` is a Gluon mode: other backends run their own graph (``native``),
+    so changing it reruns the MXNet voc runs only."""
     merged = settings(config, model, section)
-    return {key: merged[key] for key in RUN_KEYS[section]}
+    picked = {key: merged[key] for key in RUN_KEYS[section]}
+    if "mode" in picked and backend != MXNET:
+        picked["mode"] = NATIVE_MODE
+    return picked
+
+
+def backends(config: dict) -> list[str]:
+    return list(config["backends"])
+
+
+def modes(config: dict, backend: str) -> list[str]:
+    """The speed-run modes of ``backend``: ``speed.modes`` for MXNet, ``native`` otherwise."""
+    return list(config["speed"]["modes"]) if backend == MXNET else [NATIVE_MODE]
 
 
 def progress_settings(config: dict) -> dict:
@@ -137,6 +153,27 @@ def weights_files(config: dict, model: str) -> dict:
     files = {"params": params, "sidecar": params.replace(".params", ".json")}
     if zoo.is_darknet(model):
         files["cfg"] = params.replace(".params", ".cfg")
+    return files
+
+
+def onnx_files(config: dict, model: str) -> dict:
+    """The ONNX export of ``model``'s weights: the ``.onnx`` file and its export record."""
+    stem = f"weights/onnx/{weights_source(config, model)}/{model}"
+    return {"onnx": f"{stem}.onnx", "record": f"{stem}.json"}
+
+
+def runs_onnx(model: str, backend: str) -> bool:
+    """Whether ``backend`` runs ``model`` from its ONNX export: ONNX Runtime always; OpenCV
+    for all but darknet models, which it reads from their .cfg/.weights."""
+    return backend != MXNET and not (backend == OPENCV and zoo.is_darknet(model))
+
+
+def run_inputs(config: dict, model: str, backend: str) -> dict:
+    """The model files a run of ``model`` on ``backend`` reads: the weights files (their
+    sidecar says source and labels), and the ONNX export where the backend runs it."""
+    files = weights_files(config, model)
+    if runs_onnx(model, backend):
+        files.update(onnx_files(config, model))
     return files
 
 
@@ -229,23 +266,30 @@ def picture_device(config: dict) -> str:
     return config["detection_pictures"]["device"] or device_names(config)[0]
 
 
+def picture_backend(config: dict) -> str:
+    """The backend whose voc runs the detection pictures draw: the first of ``backends``."""
+    return backends(config)[0]
+
+
 def picture_files(config: dict) -> list[str]:
     return sorted(f"reports/{config['name']}/detections/{model}.png" for model in config["models"])
 
 
 def speed_dirs(config: dict) -> list[str]:
     return sorted(
-        f"{results_dir(config)}/speed/{model}/{device}-{mode}"
+        f"{results_dir(config)}/speed/{model}/{backend}/{device}-{mode}"
         for model in config["models"]
+        for backend in backends(config)
         for device in device_names(config)
-        for mode in config["speed"]["modes"]
+        for mode in modes(config, backend)
     )
 
 
 def voc_dirs(config: dict) -> list[str]:
     return sorted(
-        f"{results_dir(config)}/voc/{model}/{device}"
+        f"{results_dir(config)}/voc/{model}/{backend}/{device}"
         for model in config["models"]
+        for backend in backends(config)
         for device in device_names(config)
     )
 

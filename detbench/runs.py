@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from detbench import zoo
-from detbench.contract import RESULT, RUN_OUTPUTS, DetbenchError
+from detbench.contract import MXNET, RESULT, RUN_OUTPUTS, DetbenchError
 from detbench.runner.nets import speed_shape
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -113,8 +113,13 @@ def build_spec(
     weights: dict,
     telemetry_interval_s: float,
     threads: int | None,
+    backend: str = MXNET,
+    model_file: dict | None = None,
 ) -> dict:
-    """The runner's spec for one speed or voc run (``settings``: the model's speed / voc_run)."""
+    """The runner's spec for one speed or voc run (``settings``: the model's speed / voc_run).
+
+    ``backend``: the inference engine; ``model_file``: the file it runs when that is not the
+    MXNet weights (the ONNX export's entry, :func:`detbench.weights.onnx_entry`)."""
     dataset = read_json(dataset_json)
     if kind == "speed":
         height, width = speed_shape(model, settings["size"])
@@ -123,13 +128,14 @@ def build_spec(
     else:
         input_shape, warmup, repeats = None, settings["warmup"], 1
     family = zoo.model_info(model)["family"]
-    return {
+    spec = {
         "kind": kind,
         "config_name": config_name,
         "model": model,
         "family": family,
         "device": device,
         "mode": mode,
+        "backend": backend,
         "batch_size": settings["batch"],
         "input_shape": input_shape,
         "warmup": warmup,
@@ -145,6 +151,9 @@ def build_spec(
         "telemetry_interval_s": telemetry_interval_s,
         "threads": threads,
     }
+    if model_file is not None:
+        spec["model_file"] = model_file
+    return spec
 
 
 def write_spec(spec: dict, path: str | Path) -> Path:

@@ -149,10 +149,14 @@ def run_spec(
     progress: dict,
     out: str,
     log: str,
+    backend: str = "mxnet",
+    onnx: str | None = None,
+    onnx_record: str | None = None,
 ) -> None:
     """Write the ``spec.json`` of one speed or voc run: everything the runner needs, from the
-    declared inputs (the dataset, the speed sample, the weights sidecar) and ``settings``;
-    ``progress`` is ``runner.progress_s`` and ``runner.cooldown``."""
+    declared inputs (the dataset, the speed sample, the weights sidecar, the ONNX export and
+    its record where the backend runs it) and ``settings``; ``progress`` is
+    ``runner.progress_s`` and ``runner.cooldown``."""
     from detbench.data.voc import read_split
 
     with logging_to(log):
@@ -165,13 +169,20 @@ def run_spec(
             kind=kind, config_name=config_name, model=model, device=device, mode=mode,
             settings=settings, image_ids=ids, dataset_json=dataset_json,
             weights=runner_entry(weights_params, weights_sidecar),
-            telemetry_interval_s=telemetry_interval_s, threads=threads,
+            telemetry_interval_s=telemetry_interval_s, threads=threads, backend=backend,
+            model_file=_onnx_entry(onnx, onnx_record) if onnx else None,
         )  # fmt: skip
         spec["progress_interval_s"] = progress["progress_s"]
         cooldown = progress.get("cooldown") or {}
         if cooldown.get("below_c") is not None or cooldown.get("max_wait_s"):
             spec["cooldown"] = cooldown
         runs.write_spec(spec, out)
+
+
+def _onnx_entry(onnx: str, record: str) -> dict:
+    from detbench.weights import onnx_entry
+
+    return onnx_entry(onnx, record)
 
 
 def run(spec: str, python: str | None, log: str, device_entry: dict | None = None) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import csv
 import fcntl
 import hashlib
+import json
 import math
 import os
 import socket
@@ -141,9 +142,23 @@ def git_commit() -> str:
 
 def run_key(result: dict) -> str:
     """Identity of a configuration: one current MLflow run per key."""
-    return "/".join(
-        [result["config_name"], result["kind"], result["model"], result["device"], result["mode"]]
-    )
+    parts = [result["config_name"], result["kind"], result["model"], backend_name(result)]
+    return "/".join([*parts, device_id(result), result["mode"]])
+
+
+def device_id(result: dict) -> str:
+    """The device across workstations: an SSH device by its configured name (a team names its
+    boards once); a local ``cpu`` / ``gpuN`` with its host, ``cpu@ws1``, since every
+    workstation has a ``cpu``."""
+    if result.get("context"):
+        return result["device"]
+    host = (result.get("host") or {}).get("hostname") or socket.gethostname()
+    return f"{result['device']}@{host}"
+
+
+def backend_name(result: dict) -> str:
+    """The run's inference backend (results from before backends existed ran MXNet)."""
+    return (result.get("backend") or {}).get("name") or contract.MXNET
 
 
 def board(result: dict) -> str:
@@ -173,7 +188,9 @@ def run_tags(result: dict, map_json: dict | None) -> dict[str, str]:
         "kind": result["kind"],
         "model": result["model"],
         "device": result["device"],
+        "device_id": device_id(result),
         "mode": result["mode"],
+        "backend": backend_name(result),
         "weights": weights["source"],
         "untrained": str(bool(weights["untrained"])).lower(),
         "dataset": result["dataset"]["name"],
@@ -187,8 +204,14 @@ def run_tags(result: dict, map_json: dict | None) -> dict[str, str]:
         "status": result["status"],
         "detbench.key": run_key(result),
         "telemetry_backend": str((result.get("telemetry") or {}).get("backend")),
-        "mlflow.runName": f"{result['kind']} {result['model']} {result['device']} {result['mode']}",
+        "mlflow.runName": " ".join(
+            [result["kind"], result["model"], backend_name(result), result["device"]]
+            + [result["mode"]]
+        ),
     }
+    for key, value in sorted((result.get("backend") or {}).items()):
+        if key != "name" and value not in (None, "", [], {}):
+            tags[f"backend.{key}"] = (value if isinstance(value, str) else json.dumps(value))[:4900]
     for name, version in sorted((result.get("versions") or {}).items()):
         tags[f"version.{name}"] = str(version)
     if result.get("error"):

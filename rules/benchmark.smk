@@ -7,17 +7,19 @@
 
 rule speed_spec:
     input:
-        unpack(weights_of),
+        unpack(model_files_of),
         dataset=rules.check_voc.output.dataset,
         images=rules.sample_speed_images.output.images,
     output:
-        spec=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/spec.json",
+        spec=f"{RESULTS}/speed/{{model}}/{{backend}}/{{device}}-{{mode}}/spec.json",
     log:
-        f"{LOGS}/spec/speed/{{model}}/{{device}}-{{mode}}.log",
+        f"{LOGS}/spec/speed/{{model}}/{{backend}}/{{device}}-{{mode}}.log",
     conda:
         ENV
     params:
-        settings=lambda wildcards: plan.run_settings(config, wildcards.model, "speed"),
+        settings=lambda wildcards: plan.run_settings(
+            config, wildcards.model, "speed", wildcards.backend
+        ),
         config_name=NAME,
         interval_s=config["telemetry"]["interval_s"],
         threads=config["runner"]["threads"],
@@ -28,16 +30,18 @@ rule speed_spec:
 
 rule voc_spec:
     input:
-        unpack(weights_of),
+        unpack(model_files_of),
         dataset=rules.check_voc.output.dataset,
     output:
-        spec=f"{RESULTS}/voc/{{model}}/{{device}}/spec.json",
+        spec=f"{RESULTS}/voc/{{model}}/{{backend}}/{{device}}/spec.json",
     log:
-        f"{LOGS}/spec/voc/{{model}}/{{device}}.log",
+        f"{LOGS}/spec/voc/{{model}}/{{backend}}/{{device}}.log",
     conda:
         ENV
     params:
-        settings=lambda wildcards: plan.run_settings(config, wildcards.model, "voc_run"),
+        settings=lambda wildcards: plan.run_settings(
+            config, wildcards.model, "voc_run", wildcards.backend
+        ),
         config_name=NAME,
         interval_s=config["telemetry"]["interval_s"],
         threads=config["runner"]["threads"],
@@ -48,14 +52,14 @@ rule voc_spec:
 
 rule speed:
     input:
-        unpack(weights_of),
+        unpack(model_files_of),
         spec=rules.speed_spec.output.spec,
         dataset=rules.check_voc.output.dataset,
     output:
-        result=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/result.json",
-        telemetry=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/telemetry.csv",
+        result=f"{RESULTS}/speed/{{model}}/{{backend}}/{{device}}-{{mode}}/result.json",
+        telemetry=f"{RESULTS}/speed/{{model}}/{{backend}}/{{device}}-{{mode}}/telemetry.csv",
     log:
-        f"{LOGS}/speed/{{model}}/{{device}}-{{mode}}.log",
+        f"{LOGS}/speed/{{model}}/{{backend}}/{{device}}-{{mode}}.log",
     conda:
         ENV
     threads: run_threads
@@ -65,22 +69,22 @@ rule speed:
         python=config["runner"]["python"],
         device=lambda wildcards: plan.device_entry(config, wildcards.device),
     message:
-        "Speed run: {wildcards.model} on {wildcards.device}, {wildcards.mode}"
+        "Speed run: {wildcards.model} ({wildcards.backend}) on {wildcards.device}, {wildcards.mode}"
     script:
         "../scripts/speed.py"
 
 
 rule voc:
     input:
-        unpack(weights_of),
+        unpack(model_files_of),
         spec=rules.voc_spec.output.spec,
         dataset=rules.check_voc.output.dataset,
     output:
-        result=f"{RESULTS}/voc/{{model}}/{{device}}/result.json",
-        telemetry=f"{RESULTS}/voc/{{model}}/{{device}}/telemetry.csv",
-        detections=f"{RESULTS}/voc/{{model}}/{{device}}/detections.npz",
+        result=f"{RESULTS}/voc/{{model}}/{{backend}}/{{device}}/result.json",
+        telemetry=f"{RESULTS}/voc/{{model}}/{{backend}}/{{device}}/telemetry.csv",
+        detections=f"{RESULTS}/voc/{{model}}/{{backend}}/{{device}}/detections.npz",
     log:
-        f"{LOGS}/voc/{{model}}/{{device}}.log",
+        f"{LOGS}/voc/{{model}}/{{backend}}/{{device}}.log",
     conda:
         ENV
     threads: run_threads
@@ -90,6 +94,6 @@ rule voc:
         python=config["runner"]["python"],
         device=lambda wildcards: plan.device_entry(config, wildcards.device),
     message:
-        "VOC test-set run: {wildcards.model} on {wildcards.device}"
+        "VOC test-set run: {wildcards.model} ({wildcards.backend}) on {wildcards.device}"
     script:
         "../scripts/voc.py"

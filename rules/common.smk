@@ -11,7 +11,8 @@ ENV = "../envs/detbench.yaml"
 wildcard_constraints:
     model=r"[A-Za-z0-9_.]+",
     device=plan.device_pattern(config),
-    mode=r"imperative|hybrid",
+    mode=r"imperative|hybrid|native",
+    backend=plan.BACKEND_PATTERN,
 
 
 # One job at a time per device over SSH, and a local run alone (plan.global_resources).
@@ -28,6 +29,11 @@ def weights_of(wildcards):
     return plan.weights_files(config, wildcards.model)
 
 
+def model_files_of(wildcards):
+    """What a run of a backend reads: the MXNet weights, and the ONNX export where it runs one."""
+    return plan.run_inputs(config, wildcards.model, wildcards.backend)
+
+
 def all_targets():
     return [
         *(f"{run}/mlflow.json" for run in plan.run_dirs(config)),
@@ -39,7 +45,10 @@ def all_targets():
 
 def pictures_of(wildcards):
     """The detection picture a voc run's MLflow record carries (the picture device's runs)."""
-    if wildcards.device != plan.picture_device(config):
+    if (wildcards.device, wildcards.backend) != (
+        plan.picture_device(config),
+        plan.picture_backend(config),
+    ):
         return {}
     return {"picture": f"{REPORTS}/detections/{wildcards.model}.png"}
 

@@ -7,9 +7,9 @@ rule evaluate:
         detections=rules.voc.output.detections,
         dataset=rules.check_voc.output.dataset,
     output:
-        map_json=f"{RESULTS}/voc/{{model}}/{{device}}/map.json",
+        map_json=f"{RESULTS}/voc/{{model}}/{{backend}}/{{device}}/map.json",
     log:
-        f"{LOGS}/evaluate/{{model}}/{{device}}.log",
+        f"{LOGS}/evaluate/{{model}}/{{backend}}/{{device}}.log",
     conda:
         ENV
     params:

@@ -55,8 +55,8 @@ rule plots:
 
 rule detection_pictures:
     input:
-        result=f"{RESULTS}/voc/{{model}}/{plan.picture_device(config)}/result.json",
-        detections=f"{RESULTS}/voc/{{model}}/{plan.picture_device(config)}/detections.npz",
+        result=f"{RESULTS}/voc/{{model}}/{plan.picture_backend(config)}/{plan.picture_device(config)}/result.json",
+        detections=f"{RESULTS}/voc/{{model}}/{plan.picture_backend(config)}/{plan.picture_device(config)}/detections.npz",
         dataset=rules.check_voc.output.dataset,
     output:
         picture=report(

@@ -22,9 +22,9 @@ rule track_speed:
         telemetry=rules.speed.output.telemetry,
         experiment=rules.mlflow_experiment.output.experiment,
     output:
-        mlflow=f"{RESULTS}/speed/{{model}}/{{device}}-{{mode}}/mlflow.json",
+        mlflow=f"{RESULTS}/speed/{{model}}/{{backend}}/{{device}}-{{mode}}/mlflow.json",
     log:
-        f"{LOGS}/track/speed/{{model}}/{{device}}-{{mode}}.log",
+        f"{LOGS}/track/speed/{{model}}/{{backend}}/{{device}}-{{mode}}.log",
     conda:
         ENV
     script:
@@ -41,9 +41,9 @@ rule track_voc:
         map=rules.evaluate.output.map_json,
         experiment=rules.mlflow_experiment.output.experiment,
     output:
-        mlflow=f"{RESULTS}/voc/{{model}}/{{device}}/mlflow.json",
+        mlflow=f"{RESULTS}/voc/{{model}}/{{backend}}/{{device}}/mlflow.json",
     log:
-        f"{LOGS}/track/voc/{{model}}/{{device}}.log",
+        f"{LOGS}/track/voc/{{model}}/{{backend}}/{{device}}.log",
     conda:
         ENV
     script:

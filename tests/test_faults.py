@@ -104,8 +104,8 @@ def processes_in(workdir: Path) -> list[str]:
 def interrupted(tmp_path_factory) -> dict:
     """A voc run interrupted by Ctrl-C, the state it left, then the same snakemake again."""
     workdir = copy_workflow(tmp_path_factory.mktemp("sigint"), tiny_config("sig", [GOOD], 16))
-    run_dir = workdir / f"results/sig/voc/{GOOD}/cpu"
-    target = f"results/sig/voc/{GOOD}/cpu/result.json"
+    run_dir = workdir / f"results/sig/voc/{GOOD}/mxnet/cpu"
+    target = f"results/sig/voc/{GOOD}/mxnet/cpu/result.json"
     command = [sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile",
                "test.yaml"]  # fmt: skip
     first = subprocess.Popen(
@@ -123,7 +123,7 @@ def interrupted(tmp_path_factory) -> dict:
         "run_files": sorted(p.name for p in run_dir.iterdir()),
         "half_written": half_written(workdir),
         "processes": processes_in(workdir),
-        "log": (workdir / f"logs/sig/voc/{GOOD}/cpu.log").read_text(),
+        "log": (workdir / f"logs/sig/voc/{GOOD}/mxnet/cpu.log").read_text(),
     }
     state["again"] = snakemake(workdir, target, "--configfile", "test.yaml")
     return state
@@ -190,8 +190,8 @@ def killed(tmp_path_factory) -> dict:
     """A voc run whose job script is SIGKILLed, then one whose Snakemake is SIGKILLed, the state
     each left once every process ended, then ``--unlock`` and ``--rerun-incomplete``."""
     workdir = copy_workflow(tmp_path_factory.mktemp("sigkill"), tiny_config("kill", [GOOD], 16))
-    run_dir = workdir / f"results/kill/voc/{GOOD}/cpu"
-    target = f"results/kill/voc/{GOOD}/cpu/result.json"
+    run_dir = workdir / f"results/kill/voc/{GOOD}/mxnet/cpu"
+    target = f"results/kill/voc/{GOOD}/mxnet/cpu/result.json"
 
     def start() -> subprocess.Popen:
         command = [sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile",
@@ -252,7 +252,7 @@ def test_rerun_incomplete_after_sigkill_writes_a_whole_run_dir(killed):
 
 
 def make_run_dir(root: Path, config: str, model: str, device: str, samples: int) -> Path:
-    run_dir = root / f"results/{config}/voc/{model}/{device}"
+    run_dir = root / f"results/{config}/voc/{model}/mxnet/{device}"
     run_dir.mkdir(parents=True)
     weights = {"path": "w.params", "source": "untrained", "untrained": True, "sha256": "ab" * 32}
     dataset = {"name": config, "fingerprint": "f00d", "split": "test"}
@@ -467,7 +467,7 @@ def test_failing_model_is_recorded_failed_and_the_rest_finishes(degraded):
     assert bad.error.str.contains(f"weights/file/{BAD}.params: not an MXNet parameter file").all()
     assert good.mAP.notna().any()
     assert list((workdir / "reports/deg/figures").glob("*.png"))
-    result = json.loads((workdir / f"results/deg/voc/{BAD}/cpu/result.json").read_text())
+    result = json.loads((workdir / f"results/deg/voc/{BAD}/mxnet/cpu/result.json").read_text())
     assert result["status"] == "failed" and result["error"]
 
 

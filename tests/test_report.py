@@ -114,10 +114,12 @@ def run_dirs(tmp_path, monkeypatch) -> list[Path]:
         for device in ("gpu0", "cpu"):
             for mode in ("hybrid", "imperative"):
                 result = _result(rng, "speed", model, device, mode, failed=device == "gpu0")
-                rel = f"results/demo/speed/{model}/{device}-{mode}"
+                rel = f"results/demo/speed/{model}/mxnet/{device}-{mode}"
                 dirs.append(_write_run(tmp_path, rel, result, rng))
             result = _result(rng, "voc", model, device, "hybrid", failed=device == "gpu0")
-            dirs.append(_write_run(tmp_path, f"results/demo/voc/{model}/{device}", result, rng))
+            dirs.append(
+                _write_run(tmp_path, f"results/demo/voc/{model}/mxnet/{device}", result, rng)
+            )
     return [d.relative_to(tmp_path) for d in dirs]
 
 
@@ -134,7 +136,7 @@ def test_collect_columns_rows_status_and_flags(run_dirs):
     assert (
         voc["mAP"].tolist() == [MAPS[m] for m in voc["model"]] and voc["AP_tvmonitor"].isna().all()
     )
-    assert frame.loc[0, "run_dir"] == "results/demo/speed/ssd_512_mobilenet1.0_voc/cpu-hybrid"
+    assert frame.loc[0, "run_dir"] == "results/demo/speed/ssd_512_mobilenet1.0_voc/mxnet/cpu-hybrid"
 
 
 def test_collect_sorts_by_kind_model_device_mode(run_dirs):
@@ -241,7 +243,7 @@ def fleet_summary(tmp_path, monkeypatch) -> pd.DataFrame:
             if device == "nano":
                 result["telemetry"].update(power_w_mean=5.0, energy_j=20.0 * speed)
                 result["telemetry"]["energy_j_per_image"] = 2.0 * (1 + MODELS.index(model))
-            run_dir = _write_run(tmp_path, f"results/demo/voc/{model}/{device}", result, rng)
+            run_dir = _write_run(tmp_path, f"results/demo/voc/{model}/mxnet/{device}", result, rng)
             if device == "nano":
                 rows = [f"{0.5 * i},50,{6000 + i},0,,{40 + i},{45 + i},,{5 + i}" for i in range(9)]
                 (run_dir / "telemetry.csv").write_text("\n".join([TELEMETRY_HEADER, *rows]) + "\n")

@@ -40,7 +40,7 @@ def seed_run(tmp_path_factory) -> Path:
 
 
 def test_runner_ran_under_the_seed_stack(seed_run):
-    for run in (f"speed/{MODEL}/cpu-hybrid", f"voc/{MODEL}/cpu"):
+    for run in (f"speed/{MODEL}/mxnet/cpu-hybrid", f"voc/{MODEL}/mxnet/cpu"):
         result = json.loads((seed_run / f"results/seed/{run}/result.json").read_text())
         assert result["status"] == "ok", result["error"]
         assert result["versions"]["python"].startswith("3.6.")
@@ -52,5 +52,5 @@ def test_orchestrator_reads_seed_results_unchanged(seed_run):
     summary = pd.read_csv(seed_run / "reports/seed/summary.csv")
     assert list(summary.status) == ["ok", "ok"]
     assert summary.images_per_s.gt(0).all()
-    voc_map = json.loads((seed_run / f"results/seed/voc/{MODEL}/cpu/map.json").read_text())
+    voc_map = json.loads((seed_run / f"results/seed/voc/{MODEL}/mxnet/cpu/map.json").read_text())
     assert voc_map["images"] == 4 and 0 <= voc_map["mAP"] <= 1

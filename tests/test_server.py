@@ -59,7 +59,7 @@ def tracking(postgres, tmp_path_factory):
 
 def make_run(root: Path, device: str, model: str = "ssd_512_mobilenet1.0_voc") -> Path:
     """A finished voc run directory on ``device`` with SAMPLES telemetry rows of SENSORS."""
-    run_dir = root / f"results/fleet/voc/{model}/{device}"
+    run_dir = root / f"results/fleet/voc/{model}/mxnet/{device}"
     run_dir.mkdir(parents=True)
     rng = np.random.default_rng(len(device) + sum(map(ord, device)))
     weights = {"path": "w.params", "source": "untrained", "untrained": True, "sha256": "ab" * 32}
@@ -268,8 +268,8 @@ def test_report_from_mlflow_takes_in_a_device_driven_from_another_workstation(
 ):
     workdir = workflow_on_server
     other = tmp_path / "other-workstation"
-    source = workdir / "results/fleet/voc/ssd_512_mobilenet1.0_voc/cpu"
-    run_dir = other / "results/fleet/voc/ssd_512_mobilenet1.0_voc/nano"
+    source = workdir / "results/fleet/voc/ssd_512_mobilenet1.0_voc/mxnet/cpu"
+    run_dir = other / "results/fleet/voc/ssd_512_mobilenet1.0_voc/mxnet/nano"
     shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns(contract.MLFLOW))
     result = json.loads((run_dir / contract.RESULT).read_text())
     result.update(device="nano", context="gpu0")

@@ -70,8 +70,8 @@ def ssh_workflow(server, tmp_path_factory) -> tuple[Path, dict]:
 def run_dirs(workdir: Path, device: str) -> dict[str, Path]:
     results = workdir / "results/ssh"
     return {
-        "speed": results / f"speed/{MODEL}/{device}-hybrid",
-        "voc": results / f"voc/{MODEL}/{device}",
+        "speed": results / f"speed/{MODEL}/mxnet/{device}-hybrid",
+        "voc": results / f"voc/{MODEL}/mxnet/{device}",
     }
 
 
@@ -136,8 +136,8 @@ def test_one_job_per_device_at_a_time_and_devices_in_parallel(ssh_workflow):
     logs = workdir / "logs/ssh"
     spans = {
         device: [
-            job_interval(logs / f"speed/{MODEL}/{device}-hybrid.log"),
-            job_interval(logs / f"voc/{MODEL}/{device}.log"),
+            job_interval(logs / f"speed/{MODEL}/mxnet/{device}-hybrid.log"),
+            job_interval(logs / f"voc/{MODEL}/mxnet/{device}.log"),
         ]
         for device in SSH_DEVICES
     }
@@ -150,7 +150,7 @@ def test_one_job_per_device_at_a_time_and_devices_in_parallel(ssh_workflow):
 def test_progress_is_streamed_into_the_jobs_log(ssh_workflow):
     workdir, _ = ssh_workflow
     for device in ("cpu", *SSH_DEVICES):
-        text = (workdir / f"logs/ssh/voc/{MODEL}/{device}.log").read_text()
+        text = (workdir / f"logs/ssh/voc/{MODEL}/mxnet/{device}.log").read_text()
         lines = re.findall(r"detbench progress: voc .* (\d+)/4 images .* img/s, .* left", text)
         assert lines[0] == "0" and lines[-1] == "4", text
 

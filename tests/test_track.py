@@ -23,7 +23,7 @@ TELEMETRY = "t_s,cpu_percent,ram_used_mb,swap_used_mb,gpu_util_percent,gpu_temp_
 
 
 def make_run_dir(root: Path, status: str = "ok", samples: int = 5) -> Path:
-    run_dir = root / "results/t/voc/ssd_512_mobilenet1.0_voc/cpu"
+    run_dir = root / "results/t/voc/ssd_512_mobilenet1.0_voc/mxnet/cpu"
     run_dir.mkdir(parents=True)
     weights = {"path": "w.params", "source": "untrained", "untrained": True, "sha256": "ab" * 32}
     spec = {
@@ -233,7 +233,9 @@ def test_workflow_logs_to_a_tracking_server(mlflow_server, tmp_path):
     assert len(client.get_metric_history(voc.info.run_id, "telemetry/ram_used_mb")) > 1
     local = client.download_artifacts(voc.info.run_id, "result.json", str(tmp_path))
     assert json.loads(Path(local).read_text())["kind"] == "voc"
-    assert os.path.exists(workdir / "results/srv/voc/ssd_512_mobilenet1.0_voc/cpu/mlflow.json")
+    assert os.path.exists(
+        workdir / "results/srv/voc/ssd_512_mobilenet1.0_voc/mxnet/cpu/mlflow.json"
+    )
 
 
 def test_a_short_series_is_logged_whole_with_its_latest_value(local_store):

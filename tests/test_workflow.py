@@ -56,7 +56,7 @@ def test_summary_has_one_row_per_run_with_failed_gpu(workflow):
 
 def test_map_json_has_metric_fields(workflow):
     body = json.loads(
-        (workflow / "results/tiny/voc/yolo3_mobilenet1.0_voc/cpu/map.json").read_text()
+        (workflow / "results/tiny/voc/yolo3_mobilenet1.0_voc/mxnet/cpu/map.json").read_text()
     )
     for key in ("mAP", "ap_per_class", "metric", "iou_threshold", "images", "objects"):
         assert key in body
@@ -67,7 +67,7 @@ def test_map_json_has_metric_fields(workflow):
 def test_detections_follow_the_contract(workflow):
     import numpy as np
 
-    with np.load(workflow / "results/tiny/voc/ssd_512_mobilenet1.0_voc/cpu/detections.npz",
+    with np.load(workflow / "results/tiny/voc/ssd_512_mobilenet1.0_voc/mxnet/cpu/detections.npz",
                  allow_pickle=False) as npz:  # fmt: skip
         assert npz["image_ids"].shape == (6,) and npz["boxes"].shape[1] == 4
         assert npz["labels"].dtype == np.int64 and npz["scores"].dtype == np.float32
@@ -121,7 +121,7 @@ def test_one_model_change_reruns_that_model_and_the_report_only(workflow):
     changed = {**TINY, "overrides": {MODELS[1]: {"voc_run": {"batch": 2}}}}
     (workflow / "changed.yaml").write_text(yaml.safe_dump(changed))
     pending = pending_outputs(workflow, "changed.yaml")
-    voc_dirs = [f"results/tiny/voc/{MODELS[1]}/{device}" for device in ("cpu", "gpu0")]
+    voc_dirs = [f"results/tiny/voc/{MODELS[1]}/mxnet/{device}" for device in ("cpu", "gpu0")]
     expected = {("aggregate", "reports/tiny/summary.csv")}
     for run in voc_dirs:
         expected |= {
@@ -151,14 +151,14 @@ def test_changing_the_metric_reruns_evaluate_and_what_depends_on_it_only(workflo
     expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
     for model in MODELS:
         for device in ("cpu", "gpu0"):
-            run = f"results/tiny/voc/{model}/{device}"
+            run = f"results/tiny/voc/{model}/mxnet/{device}"
             expected |= {("evaluate", f"{run}/map.json"), ("track_voc", f"{run}/mlflow.json")}
     assert pending == expected
 
 
 def test_spec_json_is_a_declared_output_the_runs_read(workflow):
     spec = json.loads(
-        (workflow / "results/tiny/voc/yolo3_mobilenet1.0_voc/cpu/spec.json").read_text()
+        (workflow / "results/tiny/voc/yolo3_mobilenet1.0_voc/mxnet/cpu/spec.json").read_text()
     )
     assert spec["kind"] == "voc" and spec["batch_size"] == 4 and len(spec["image_ids"]) == 6
     rows = summary_rows(workflow, "tiny.yaml")

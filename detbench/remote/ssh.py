@@ -74,6 +74,9 @@ def run_inputs(spec: dict) -> dict[str, tuple[Path, str | None]]:
     for key in ("cfg", "symbol"):
         if weights.get(key):
             files[weights[key]] = (Path(weights[key]), weights.get(f"{key}_sha256"))
+    model_file = spec.get("model_file") or {}
+    if model_file.get("path") and not model_file.get("error"):
+        files[model_file["path"]] = (Path(model_file["path"]), model_file.get("sha256"))
     folder = Path(spec["devkit"]) / "VOC2007" / "JPEGImages"
     for image_id in spec["image_ids"]:
         files[f"devkit/VOC2007/JPEGImages/{image_id}.jpg"] = (folder / f"{image_id}.jpg", None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from detbench.contract import MAP, RESULT, STATUSES, DetbenchError
+from detbench.contract import MAP, MXNET, RESULT, STATUSES, DetbenchError
 from detbench.data.voc import VOC_CLASSES
 from detbench.files import write_text_atomic
 
@@ -27,13 +27,13 @@ TELEMETRY_COLUMNS = [
     "ram_used_mb_max", "power_w_mean", "energy_j", "energy_j_per_image", "throttled",
 ]  # fmt: skip
 COLUMNS = [
-    "kind", "model", "device", "mode", "status", "error", "weights_source", "untrained",
-    "batch_size", "image_count", *TIMING_COLUMNS,
+    "kind", "model", "backend", "device", "mode", "status", "error", "weights_source",
+    "untrained", "batch_size", "image_count", *TIMING_COLUMNS,
     *[f"latency_{q}_ms" for q in LATENCY_COLUMNS],
     "mAP", "mAP_all_classes", *AP_COLUMNS, "accuracy_flag", *TELEMETRY_COLUMNS,
     "telemetry_backend", "dataset_fingerprint", "host", "run_dir",
 ]  # fmt: skip
-SORT_KEYS = ["kind", "model", "device", "mode", "run_dir"]
+SORT_KEYS = ["kind", "model", "backend", "device", "mode", "run_dir"]
 
 
 class ReportError(DetbenchError, ValueError):
@@ -85,6 +85,7 @@ def run_row(result_path: Path | str, map_path: Path | str | None = None) -> dict
     ap = scores.get("ap_per_class") or {}
     row = {
         **{key: result.get(key) for key in ("kind", "model", "device", "mode", "status")},
+        "backend": (result.get("backend") or {}).get("name") or MXNET,
         "error": (result.get("error") or "failed, no error text recorded")
         if status == "failed"
         else None,

@@ -26,6 +26,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from detbench.contract import MXNET
 from detbench.data.voc import VOC_CLASSES
 from detbench.report.aggregate import AP_COLUMNS, read_summary
 from detbench.report.captions import FIGURES
@@ -624,7 +625,22 @@ def build(key: str, summary: pd.DataFrame, root: Path | str = ".") -> Figure:
     if key not in _BUILDERS:
         raise KeyError(f"expected a figure key in {sorted(FIGURES)}, got {key!r}")
     with _style():
-        return _BUILDERS[key](summary, Path(root))
+        return _BUILDERS[key](with_backend_labels(summary), Path(root))
+
+
+def with_backend_labels(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with each run of a backend other than MXNet shown as its own model,
+    ``<model> [<backend>]``, so every figure compares backends as it compares models."""
+    if "backend" not in summary.columns:
+        return summary
+    other = summary["backend"].fillna(MXNET).ne(MXNET)
+    if not other.any():
+        return summary
+    summary = summary.copy()
+    summary.loc[other, "model"] = (
+        summary.loc[other, "model"] + " [" + summary.loc[other, "backend"] + "]"
+    )
+    return summary
 
 
 def draw(key: str, summary: pd.DataFrame, path: Path | str, root: Path | str = ".") -> Path:

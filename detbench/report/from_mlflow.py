@@ -1,11 +1,11 @@
 """The report rebuilt from a tracking server: ``detbench report --from-mlflow EXPERIMENT``.
 
 Every current run of the experiment (not superseded, terminated) has its run files downloaded
-from MLflow into ``DIR/runs/<kind>/<model>/<device>-<mode>/`` (``result.json``, ``spec.json``,
-``telemetry.csv`` and, for voc runs, ``map.json``: the artifacts each track job logged), and
-``DIR/summary.csv`` and ``DIR/figures/*.png`` are made from them by the same code as the
-workflow's ``aggregate`` and ``plots`` rules. So a report can take in devices that were driven
-from other workstations, and equals the report of the same run directories.
+from MLflow into ``DIR/runs/<kind>/<model>/<backend>/<device id>-<mode>/`` (``result.json``,
+``spec.json``, ``telemetry.csv`` and, for voc runs, ``map.json``: the artifacts each track job
+logged), and ``DIR/summary.csv`` and ``DIR/figures/*.png`` are made from them by the same code
+as the workflow's ``aggregate`` and ``plots`` rules. So a report can take in devices that were
+driven from other workstations, and equals the report of the same run directories.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from detbench import contract, track
 from detbench.report import aggregate, figures
 
 FILES = (contract.RESULT, contract.SPEC, contract.TELEMETRY, contract.MAP)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@-]*")
 
 
 def _experiment(client, name: str):
@@ -54,11 +54,15 @@ def current_runs(client, experiment_id: str) -> list:
 
 
 def _run_dir(root: Path, tags: dict) -> Path:
-    parts = [tags.get("kind"), tags.get("model"), f"{tags.get('device')}-{tags.get('mode')}"]
+    """Where a run's files go: its kind, model, backend, and device id (``cpu@host`` for a
+    local device, so two workstations' ``cpu`` runs stay apart) with its mode."""
+    device = tags.get("device_id") or tags.get("device")
+    backend = tags.get("backend") or contract.MXNET
+    parts = [tags.get("kind"), tags.get("model"), backend, f"{device}-{tags.get('mode')}"]
     for part in parts:
         if not isinstance(part, str) or not _NAME.fullmatch(part):
             raise aggregate.ReportError(
-                f"expected run tags kind/model/device/mode as plain names, got {parts}"
+                f"expected run tags kind/model/backend/device/mode as plain names, got {parts}"
             )
     return root.joinpath(*parts)
 

@@ -16,10 +16,7 @@ lazily so that a device without onnxruntime or OpenCV can still run MXNet.
 
 import importlib
 
-from detbench.contract import DetbenchError
-
-MXNET, ONNXRUNTIME, OPENCV = "mxnet", "onnxruntime", "opencv"
-BACKENDS = (MXNET, ONNXRUNTIME, OPENCV)
+from detbench.contract import BACKENDS, MXNET, ONNXRUNTIME, OPENCV, DetbenchError
 
 # backend -> "module:function" building its engine from (spec, ctx)
 BUILDERS = {
