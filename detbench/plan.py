@@ -296,3 +296,13 @@ def voc_dirs(config: dict) -> list[str]:
 
 def run_dirs(config: dict) -> list[str]:
     return speed_dirs(config) + voc_dirs(config)
+
+
+def backend_model_files(config: dict) -> dict[str, dict[str, str]]:
+    """``"<model>|<backend>"`` -> the files that backend loads for the model (the backends
+    table's sizes and export records)."""
+    return {
+        f"{model}|{backend}": run_inputs(config, model, backend)
+        for model in config["models"]
+        for backend in backends(config)
+    }

@@ -278,3 +278,11 @@ def detection_pictures(
             dataset["devkit"], dataset["split"], result, detections,
             pictures["images"], pictures["min_score"], out,
         )  # fmt: skip
+
+
+def backends_table(summary: str, model_files: dict, out_csv: str, out_png: str, log: str) -> None:
+    """``backends.csv`` and its figure from the summary and each model's files per backend."""
+    from detbench.report.backends import draw_backends, write_backends
+
+    with logging_to(log):
+        draw_backends(write_backends(summary, model_files, out_csv), out_png)

@@ -38,6 +38,7 @@ def all_targets():
     return [
         *(f"{run}/mlflow.json" for run in plan.run_dirs(config)),
         f"{REPORTS}/summary.csv",
+        f"{REPORTS}/backends.csv",
         *figure_files(),
         *plan.picture_files(config),
     ]

@@ -53,6 +53,43 @@ rule plots:
         "../scripts/plots.py"
 
 
+rule backends_table:
+    input:
+        summary=rules.aggregate.output.summary,
+        # read through summary.csv's run_dir column: each run's backend entry
+        results=[f"{run}/result.json" for run in plan.run_dirs(config)],
+        model_files=sorted(
+            {
+                f
+                for files in plan.backend_model_files(config).values()
+                for f in files.values()
+            }
+        ),
+    output:
+        table=report(
+            f"{REPORTS}/backends.csv",
+            caption="../report/backends.rst",
+            category="Backends",
+            labels={"table": "model x backend x device (backends.csv)"},
+        ),
+        figure=report(
+            f"{REPORTS}/figures/backends.png",
+            caption="../report/backends.rst",
+            category="Backends",
+            labels={"table": "throughput, latency, mAP per backend"},
+        ),
+    log:
+        f"{LOGS}/backends_table.log",
+    conda:
+        ENV
+    params:
+        model_files=plan.backend_model_files(config),
+    message:
+        "Table of backends"
+    script:
+        "../scripts/backends_table.py"
+
+
 rule detection_pictures:
     input:
         result=f"{RESULTS}/voc/{{model}}/{plan.picture_backend(config)}/{plan.picture_device(config)}/result.json",

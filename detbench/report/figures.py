@@ -50,6 +50,9 @@ def _style() -> AbstractContextManager:
     )
 
 
+style = _style  # the report's plot style, for figures drawn elsewhere (report.backends)
+
+
 def _order(values) -> list[str]:
     """Distinct values as text: imperative before hybrid, cpu before GPUs, the rest sorted."""
     distinct = sorted({str(v) for v in values})
