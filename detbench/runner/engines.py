@@ -89,3 +89,18 @@ def wait(array):
     wait_to_read = getattr(array, "wait_to_read", None)
     if wait_to_read is not None:
         wait_to_read()
+
+
+def one_image_at_a_time(call):
+    """``call`` for a graph with a fixed batch of one (an ONNX export, a darknet net in
+    OpenCV): a batch of N images runs as N calls, outputs joined on the batch axis, all inside
+    the batch's timed interval."""
+    import numpy as np
+
+    def run(batch):
+        if batch.shape[0] == 1:
+            return call(batch)
+        parts = [call(batch[i : i + 1]) for i in range(batch.shape[0])]
+        return tuple(np.concatenate(arrays, axis=0) for arrays in zip(*parts))
+
+    return run
