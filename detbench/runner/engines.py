@@ -97,10 +97,21 @@ def one_image_at_a_time(call):
     the batch's timed interval."""
     import numpy as np
 
+    def join(arrays):
+        # detections per image may differ in number: pad with -1, which the collector drops
+        longest = max(a.shape[1] for a in arrays) if arrays[0].ndim > 1 else None
+        if longest is not None:
+            arrays = [
+                np.pad(a, [(0, 0), (0, longest - a.shape[1])] + [(0, 0)] * (a.ndim - 2),
+                       constant_values=-1)
+                for a in arrays
+            ]  # fmt: skip
+        return np.concatenate(arrays, axis=0)
+
     def run(batch):
         if batch.shape[0] == 1:
             return call(batch)
         parts = [call(batch[i : i + 1]) for i in range(batch.shape[0])]
-        return tuple(np.concatenate(arrays, axis=0) for arrays in zip(*parts))
+        return tuple(join(list(arrays)) for arrays in zip(*parts))
 
     return run
