@@ -137,6 +137,10 @@ def load_darknet(cv2, spec):
     from detbench.runner import darknet, yolo_decode
 
     weights = spec["weights"]
+    if weights.get("error"):
+        raise nets.WeightsRefused(
+            "no darknet weights for {}: {}".format(spec["model"], weights["error"])
+        )
     nets._check_sha256(weights["path"], weights["sha256"])
     nets._check_sha256(weights["cfg"], weights["cfg_sha256"])
     specs = darknet.plan_network(*darknet.parse_cfg(weights["cfg"]), cfg_path=weights["cfg"])
@@ -161,11 +165,7 @@ def load_darknet(cv2, spec):
                 cv2.__version__, weights["cfg"], ", ".join(missing)
             )
         )
-
-    def decode(outputs, batch):
-        return decoder(outputs, batch)
-
-    return net, names, decode
+    return net, names, decoder
 
 
 def load_onnx(cv2, spec):
