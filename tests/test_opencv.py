@@ -127,12 +127,27 @@ def inputs(photos):
         yield path, tensor.expand_dims(0), unwarp
 
 
-def test_same_network_gives_the_same_detections_in_the_same_order(opencv_engine, photos):
-    reference = darknet.load_darknet(str(CFG), str(WEIGHTS), bn_eps=1e-6)
-    nets.use_eval_nms(reference)
+@pytest.fixture(scope="module")
+def photo_detections(opencv_engine, photos) -> list[tuple]:
+    """Per photo: (path, input tensor, unwarp, the opencv engine's rows)."""
+    return [
+        (path, tensor, unwarp, rows(opencv_engine(tensor.asnumpy())))
+        for path, tensor, unwarp in inputs(photos)
+    ]
+
+
+def mxnet_model(**kwargs):
+    net = darknet.load_darknet(str(CFG), str(WEIGHTS), **kwargs)
+    nets.use_eval_nms(net)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def test_same_network_gives_the_same_detections_in_the_same_order(photo_detections):
+    reference = mxnet_model(bn_eps=1e-6)
     total = 0
-    for path, tensor, _ in inputs(photos):
-        ours, theirs = rows(opencv_engine(tensor.asnumpy())), rows(reference(tensor))
+    for path, tensor, _, ours in photo_detections:
+        theirs = rows(reference(tensor))
         assert ours.shape == theirs.shape, path
         assert (ours[:, 0] == theirs[:, 0]).all(), path
         assert np.abs(ours[:, 1] - theirs[:, 1]).max() < 1e-5, path
@@ -141,12 +156,12 @@ def test_same_network_gives_the_same_detections_in_the_same_order(opencv_engine,
     assert total > 200
 
 
-def test_detections_match_the_runner_mxnet_model_both_ways(opencv_engine, photos):
-    reference = darknet.load_darknet(str(CFG), str(WEIGHTS))
-    nets.use_eval_nms(reference)
+def test_detections_match_the_runner_mxnet_model_both_ways(photo_detections):
+    reference = mxnet_model()
     compared, classes = 0, set()
-    for path, tensor, unwarp in inputs(photos):
-        ours, theirs = rows(opencv_engine(tensor.asnumpy())), rows(reference(tensor))
+    for path, tensor, unwarp, ours in photo_detections:
+        theirs = rows(reference(tensor))
+        ours, theirs = ours.copy(), theirs.copy()
         ours[:, 2:], theirs[:, 2:] = unwarp(ours[:, 2:]), unwarp(theirs[:, 2:])
         for a, b in ((ours, theirs), (theirs, ours)):
             edge, score, missing = closest(a[a[:, 1] > 0.05], b)
