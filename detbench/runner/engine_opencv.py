@@ -8,7 +8,8 @@ What it runs, in this order:
   handed over with ``thresh=0`` in each ``[yolo]`` section, since OpenCV otherwise zeroes class
   scores under its own floor (0.2), and :mod:`detbench.runner.yolo_decode` then applies
   detbench's decoding: the MXNet block's candidate floor (0.005), multi-label scores, per-class
-  NMS 0.45 over the best 400, 100 rows (voc runs: ``nets.use_eval_nms``, the same settings);
+  NMS 0.45 over the best 400, 100 rows (voc runs: ``nets.use_eval_nms``, the same settings).
+  OpenCV before 4.4 ignores ``scale_x_y``: such a cfg is refused there;
 - otherwise an ONNX file (``model_file: {format: onnx, path, sha256, outputs?, error?}``, as
   ``detbench.runner.onnx_export`` records it): ``cv2.dnn.readNetFromONNX``. Its outputs are
   taken to be the exported detector's ``(ids, scores, boxes)`` (in ``outputs``' order when the
@@ -43,6 +44,9 @@ BUILD_KEYS = (
 )
 
 
+SCALE_X_Y_FROM = (4, 4)  # OpenCV reads [yolo] scale_x_y from 4.4.0 on (its YOLOv4 support)
+
+
 class OpenCVError(DetbenchError, RuntimeError):
     """OpenCV cannot load or run the model, or lacks what the run's device needs."""
 
@@ -62,7 +66,7 @@ def build_facts(cv2):
     """``cuda`` (the DNN module has CUDA targets) and a few lines of the build information,
     each None where the build does not list it."""
     text = cv2.getBuildInformation()
-    facts = {"cuda": bool(_targets(cv2, cv2.dnn.DNN_BACKEND_CUDA))}
+    facts = {"cuda": bool(_targets(cv2, "DNN_BACKEND_CUDA"))}
     for key, label in BUILD_KEYS:
         found = re.search(r"^\s*" + re.escape(label) + r":[ \t]*(.*)$", text, re.MULTILINE)
         facts[key] = " ".join(found.group(1).split()) if found else None
@@ -70,8 +74,14 @@ def build_facts(cv2):
 
 
 def _targets(cv2, backend):
+    """``cv2.dnn.getAvailableTargets`` of the backend named, or [] where this OpenCV lacks the
+    backend or the function (OpenCV < 4.2, e.g. JetPack 4.4's 4.1.1)."""
+    value = getattr(cv2.dnn, backend, None)
+    available = getattr(cv2.dnn, "getAvailableTargets", None)
+    if value is None or available is None:
+        return []
     try:
-        return list(cv2.dnn.getAvailableTargets(backend))
+        return list(available(value))
     except cv2.error:
         return []
 
@@ -83,21 +93,24 @@ def choose_device(cv2, context, precision=None):
         return "DNN_BACKEND_OPENCV", "DNN_TARGET_CPU"
     if not re.match(r"^gpu[0-9]+$", context or ""):
         raise OpenCVError("device {!r}: the opencv backend runs on 'cpu' or 'gpuN'".format(context))
-    available = _targets(cv2, cv2.dnn.DNN_BACKEND_CUDA)
+    available = _targets(cv2, "DNN_BACKEND_CUDA")
     wanted = ["DNN_TARGET_CUDA", "DNN_TARGET_CUDA_FP16"]
     if precision == "fp16":
         wanted.reverse()
-    usable = [name for name in wanted if getattr(cv2.dnn, name) in available]
+    usable = [name for name in wanted if getattr(cv2.dnn, name, None) in available]
     if not usable:
         facts = build_facts(cv2)
+        if hasattr(cv2.dnn, "DNN_BACKEND_CUDA") and hasattr(cv2.dnn, "getAvailableTargets"):
+            seen = "cv2.dnn.getAvailableTargets(DNN_BACKEND_CUDA) is {}".format(available)
+        else:
+            seen = "it predates DNN_BACKEND_CUDA (OpenCV >= 4.2)"
         raise OpenCVError(
-            "device {}: OpenCV {} has no CUDA DNN backend: "
-            "cv2.dnn.getAvailableTargets(DNN_BACKEND_CUDA) is {}, its build information says "
+            "device {}: OpenCV {} has no CUDA DNN backend: {}; its build information says "
             "NVIDIA CUDA: {}, cuDNN: {}; install an OpenCV built with WITH_CUDA=ON, "
             "WITH_CUDNN=ON and OPENCV_DNN_CUDA=ON, or run the opencv backend on cpu".format(
                 context,
                 cv2.__version__,
-                available,
+                seen,
                 facts["nvidia_cuda"] or "not listed",
                 facts["cudnn"] or "not listed",
             )
@@ -124,6 +137,11 @@ def yolo_cfg_without_floor(cfg_path):
         if line.split("#", 1)[0].strip().lower().replace(" ", "") == "[yolo]":
             out.append("thresh=0")
     return "\n".join(out) + "\n"
+
+
+def version(cv2):
+    """``cv2.__version__`` as a tuple of its leading numbers: "4.5.4-dev" -> (4, 5, 4)."""
+    return tuple(int(part) for part in re.findall(r"[0-9]+", cv2.__version__.split("-")[0]))
 
 
 def _short(exc):
@@ -157,6 +175,14 @@ def load_darknet(cv2, spec):
                 cv2.__version__, weights["cfg"], weights["path"], _short(exc)
             )
         ) from exc
+    scaled = [s["index"] for s in decoder.yolos if s["scale_x_y"] != 1.0]
+    if scaled and version(cv2) < SCALE_X_Y_FROM:
+        raise OpenCVError(
+            "OpenCV {} predates [yolo] scale_x_y (read from 4.4.0 on), so it would decode "
+            "layer(s) {} of {} without it; use OpenCV >= 4.4 or the mxnet backend".format(
+                cv2.__version__, scaled, weights["cfg"]
+            )
+        )
     names = ["yolo_{}".format(s["index"]) for s in decoder.yolos]
     missing = sorted(set(names) - set(net.getUnconnectedOutLayersNames()))
     if missing:
