@@ -34,6 +34,8 @@ from detbench.contract import DetbenchError
 from detbench.runner.nets import _to_original
 
 BN_EPS = 1e-5
+THRESH = 0.005  # candidate score floor, as darknet's ``detector map``
+NMS_THRESH, NMS_TOPK, POST_NMS = 0.45, 400, 100  # per-class NMS IoU, candidates, rows returned
 ACTIVATIONS = ("linear", "leaky", "relu")
 _NEG_INF = float(np.finfo(np.float32).min)
 
@@ -477,7 +479,7 @@ def _network_class():
         feature map (for checking layers one by one). Parameters: ``conv<i>_weight`` and
         ``conv<i>_bias`` per convolutional layer i (batch norm folded in), plus constants."""
 
-        def __init__(self, specs, thresh=0.005, **kwargs):
+        def __init__(self, specs, thresh=THRESH, **kwargs):
             super(DarknetNet, self).__init__(**kwargs)
             self.specs = specs
             self.input_size = tuple(specs[0]["input"][1:])
@@ -486,7 +488,7 @@ def _network_class():
             self.num_class = yolos[0]["classes"] if yolos else 0
             self._candidates = self.num_class * sum(
                 len(s["anchors"]) * s["grid"][0] * s["grid"][1] for s in yolos)
-            self.nms_thresh, self.nms_topk, self.post_nms = 0.45, 400, 100
+            self.nms_thresh, self.nms_topk, self.post_nms = NMS_THRESH, NMS_TOPK, POST_NMS
             with self.name_scope():
                 for spec in specs:
                     self._add_layer(spec)
@@ -560,13 +562,13 @@ def _network_class():
     return DarknetNet
 
 
-def build_darknet(cfg_path, thresh=0.005):
+def build_darknet(cfg_path, thresh=THRESH):
     """The uninitialised network of a cfg file (see :func:`load_darknet` for a loaded one)."""
     net_options, layers = parse_cfg(cfg_path)
     return _network_class()(plan_network(net_options, layers, cfg_path), thresh=thresh)
 
 
-def load_darknet(cfg_path, weights_path, ctx=None, thresh=0.005, bn_eps=BN_EPS):
+def load_darknet(cfg_path, weights_path, ctx=None, thresh=THRESH, bn_eps=BN_EPS):
     """The darknet model of ``cfg_path`` with ``weights_path`` loaded, on ``ctx`` (default CPU).
 
     ``net.input_size`` is the cfg's (height, width), the only input shape the net takes;
