@@ -51,12 +51,13 @@ RUN_FILES = {
 # retries per call; the environment's own MLFLOW_HTTP_REQUEST_* settings win.
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 STACK = ("python", "mxnet", "gluoncv")  # the versions that make a run's software stack tag
-# The experiment's kind (MLflow 3): a model-training experiment, so the UI never asks for its type.
+# The experiment's kind as MLflow 3 records it: a model-training experiment. MLflow 3.17's UI does
+# not read it (tests/test_mlflow_ui.py): its workflow type decides, see UI_QUERY.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
-# MLflow 3.17's UI shows every experiment by its "GenAI | Model training" switch, a per-browser
-# setting that starts at GenAI (an overview of traces, the runs hidden under "Evaluation runs"),
-# whatever the experiment's kind; this query parameter opens the page in "Model training": the
-# runs table.
+# MLflow 3.17's UI shows every experiment by its "GenAI | Model training" switch, whatever the
+# experiment's kind: this query parameter when the URL has one, else a per-browser setting
+# (localStorage `mlflow.workflowType_v1`, written by the switch) that starts at GenAI (an overview
+# of traces, the runs hidden under "Evaluation runs"). This value opens the runs table.
 UI_QUERY = "workflowType=machine_learning"
 
 
