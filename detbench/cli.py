@@ -53,8 +53,24 @@ def _ui(args) -> int:
         "--default-artifact-root", str(Path(DEFAULT_STORE, "artifacts").resolve()),
         "--host", args.host, "--port", str(args.port),
     ]  # fmt: skip
-    print(f"MLflow UI on {uri}: {ui_url(f'http://{args.host}:{args.port}')}", flush=True)
+    server = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI on {uri}: {ui_url(server)}", flush=True)
+    # MLflow 3.17 opens an experiment as GenAI unless its link asks for model training, and
+    # the experiment list's links do not: so give each experiment's runs-table link.
+    for name, experiment_id in _experiments(uri):
+        print(f"  {name}: {ui_url(server, experiment_id)}", flush=True)
     return subprocess.call(command, env=dict(os.environ))
+
+
+def _experiments(uri: str) -> list[tuple[str, str]]:
+    """(name, id) of the store's detbench experiments; none when the store cannot be read."""
+    from detbench.track import mlflow_client
+
+    try:
+        found = mlflow_client(uri).search_experiments(filter_string="name LIKE 'detbench-%'")
+    except Exception:  # an empty or unreachable store: the UI itself will say so
+        return []
+    return sorted((e.name, e.experiment_id) for e in found)
 
 
 def _server(args) -> int:

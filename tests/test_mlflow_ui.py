@@ -52,7 +52,9 @@ def mlflow_ui(tmp_path_factory):
     uri = f"http://127.0.0.1:{port}"
     try:
         server.wait_healthy(uri, ui)
-        names = {f"voc ssd_512_mobilenet1.0_voc {device} hybrid" for device in ("nano00", "nano01")}
+        names = {
+            f"voc ssd_512_mobilenet1.0_voc mxnet {device} hybrid" for device in ("nano00", "nano01")
+        }
         yield uri, record["experiment_id"], names
     finally:
         os.killpg(ui.pid, signal.SIGTERM)  # the server and its worker
@@ -70,7 +72,11 @@ def opened(chromium: str, url: str, profile) -> str:
 
 
 def test_detbench_link_opens_the_experiment_on_its_runs_table(mlflow_ui, chromium, tmp_path):
+    """The experiment's link that ``detbench ui`` prints, opened in a new browser."""
+    from detbench.cli import _experiments
+
     uri, experiment_id, names = mlflow_ui
+    assert _experiments(uri) == [("detbench-ui", experiment_id)]
     page = opened(chromium, track.ui_url(uri, experiment_id), tmp_path / "profile")
     assert re.search(RUNS_TABLE, page), page[-2000:]
     for name in names:

@@ -27,6 +27,12 @@ TINY = {
 }
 
 
+BACKENDS_TABLE = {
+    ("backends_table", "reports/tiny/backends.csv"),
+    ("backends_table", "reports/tiny/figures/backends.png"),
+}
+
+
 def pending_outputs(workdir: Path, configfile: str) -> set[tuple[str, str]]:
     """(rule, output file) of every output ``snakemake --summary`` plans to update."""
     rows = summary_rows(workdir, configfile)
@@ -135,6 +141,7 @@ def test_one_model_change_reruns_that_model_and_the_report_only(workflow):
     from detbench.report.captions import FIGURES
 
     expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
+    expected |= BACKENDS_TABLE
     expected.add(("detection_pictures", f"reports/tiny/detections/{MODELS[1]}.png"))
     assert pending == expected
 
@@ -149,10 +156,42 @@ def test_changing_the_metric_reruns_evaluate_and_what_depends_on_it_only(workflo
 
     expected = {("aggregate", "reports/tiny/summary.csv")}
     expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
+    expected |= BACKENDS_TABLE
     for model in MODELS:
         for device in ("cpu", "gpu0"):
             run = f"results/tiny/voc/{model}/mxnet/{device}"
             expected |= {("evaluate", f"{run}/map.json"), ("track_voc", f"{run}/mlflow.json")}
+    assert pending == expected
+
+
+def test_adding_a_backend_runs_that_backend_only(workflow):
+    """backends [mxnet] -> [mxnet, onnxruntime]: the exports and the new backend's runs, and
+    the report; not one MXNet run, spec or track job."""
+    changed = {**TINY, "backends": ["mxnet", "onnxruntime"]}
+    (workflow / "backends.yaml").write_text(yaml.safe_dump(changed))
+    pending = pending_outputs(workflow, "backends.yaml")
+    from detbench.report.captions import FIGURES
+
+    expected = {("aggregate", "reports/tiny/summary.csv")} | BACKENDS_TABLE
+    expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
+    for model in MODELS:
+        stem = f"weights/onnx/untrained/{model}"
+        expected |= {("export_onnx", f"{stem}.onnx"), ("export_onnx", f"{stem}.json")}
+        for device in ("cpu", "gpu0"):
+            speed = f"results/tiny/speed/{model}/onnxruntime/{device}-native"
+            voc = f"results/tiny/voc/{model}/onnxruntime/{device}"
+            expected |= {
+                ("speed_spec", f"{speed}/spec.json"),
+                ("speed", f"{speed}/result.json"),
+                ("speed", f"{speed}/telemetry.csv"),
+                ("track_speed", f"{speed}/mlflow.json"),
+                ("voc_spec", f"{voc}/spec.json"),
+                ("voc", f"{voc}/result.json"),
+                ("voc", f"{voc}/telemetry.csv"),
+                ("voc", f"{voc}/detections.npz"),
+                ("evaluate", f"{voc}/map.json"),
+                ("track_voc", f"{voc}/mlflow.json"),
+            }
     assert pending == expected
 
 
