@@ -140,6 +140,13 @@ def weights_files(config: dict, model: str) -> dict:
     return files
 
 
+def onnx_files(config: dict, model: str) -> dict:
+    """The ONNX export of ``model``'s weights (rule export_onnx): ``onnx`` (the
+    ``.onnx`` file, empty when the export failed) and ``record`` (its export record)."""
+    stem = f"weights/onnx/{weights_source(config, model)}/{model}"
+    return {"onnx": f"{stem}.onnx", "record": f"{stem}.json"}
+
+
 def weights_settings(config: dict, model: str) -> dict:
     """The slice of ``weights`` that fetching one model's weights reads (so that changing
     another model's entry does not rerun this one)."""

@@ -267,3 +267,14 @@ def detection_pictures(
             dataset["devkit"], dataset["split"], result, detections,
             pictures["images"], pictures["min_score"], out,
         )  # fmt: skip
+
+
+def export_onnx(
+    model: str, python: str | None, params: str, sidecar: str, onnx: str, record: str, log: str
+) -> None:
+    """The ONNX export of ``model``'s weights and its record (a failed export is a record)."""
+    from detbench import weights as weight_sources
+
+    with logging_to(log):
+        done = weight_sources.export_onnx(model, params, sidecar, onnx, record, python, log)
+        print(f"export_onnx {model}: {done['status']} {done['error'] or ''}".rstrip())
