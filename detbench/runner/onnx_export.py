@@ -26,6 +26,11 @@ YOLOv3, the darknet block) suppresses boxes only within a class. The exporter's
 ``force_suppress`` (it logs a warning), so the exported NMS is class-agnostic: a box can suppress
 an overlapping box of another class. The record's ``nms`` says which applies.
 
+BatchNorm: the exporter's translation ignores ``fix_gamma`` (true by default in MXNet's symbol
+API, as in GluonCV's SSD feature expander), for which MXNet computes with gamma = 1 whatever the
+parameter holds; trained weights hold 1 there, seeded ones do not, so those gammas are set to 1
+before converting (the record's ``fix_gamma_batchnorms`` counts them).
+
 An export failure (an operator without translation, an INT8 graph, a checker error) is a result:
 the record says ``status: failed`` with the error, and the ``.onnx`` file is left empty.
 
@@ -104,6 +109,20 @@ def nms_fact(symbol_json):
     }
 
 
+def fixed_gammas(symbol_json):
+    """Names of the ``gamma`` inputs of the graph's BatchNorm nodes with ``fix_gamma`` (the
+    symbol API's default, e.g. GluonCV's SSD feature expander): MXNet computes them with
+    gamma = 1, whatever the parameter holds."""
+    with open(symbol_json) as handle:
+        nodes = json.load(handle)["nodes"]
+    names = []
+    for node in nodes:
+        fixed = node.get("attrs", {}).get("fix_gamma", "True") in ("True", "true", "1")
+        if node["op"] == "BatchNorm" and fixed:
+            names.append(nodes[node["inputs"][1][0]]["name"])
+    return sorted(names)
+
+
 def _exporter_versions():
     versions = environment.package_versions()
     result = {"mxnet": versions.get("mxnet"), "onnx": None}
@@ -158,6 +177,9 @@ def export_files(model, weights, onnx_path, work_dir, dynamic_batch=True):
     symbol, arg_params, aux_params = mx.model.load_checkpoint(prefix, 0)
     params = dict(arg_params)
     params.update(aux_params)
+    fixed = fixed_gammas(symbol_json)
+    for name in fixed:  # the exporter ignores fix_gamma: give it the gamma MXNet computes with
+        params[name] = mx.nd.ones_like(params[name])
     nms = nms_fact(symbol_json)
     convert(symbol, params, shape, onnx_path, dynamic_batch)
     return {
@@ -165,6 +187,7 @@ def export_files(model, weights, onnx_path, work_dir, dynamic_batch=True):
         "export_shape": list(shape),
         "outputs": output_names(symbol),
         "nms": nms,
+        "fix_gamma_batchnorms": len(fixed),
     }
 
 
