@@ -157,7 +157,8 @@ def weights_files(config: dict, model: str) -> dict:
 
 
 def onnx_files(config: dict, model: str) -> dict:
-    """The ONNX export of ``model``'s weights: the ``.onnx`` file and its export record."""
+    """The ONNX export of ``model``'s weights (rule export_onnx): ``onnx`` (the
+    ``.onnx`` file, empty when the export failed) and ``record`` (its export record)."""
     stem = f"weights/onnx/{weights_source(config, model)}/{model}"
     return {"onnx": f"{stem}.onnx", "record": f"{stem}.json"}
 

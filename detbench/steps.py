@@ -286,3 +286,14 @@ def backends_table(summary: str, model_files: dict, out_csv: str, out_png: str, 
 
     with logging_to(log):
         draw_backends(write_backends(summary, model_files, out_csv), out_png)
+
+
+def export_onnx(
+    model: str, python: str | None, params: str, sidecar: str, onnx: str, record: str, log: str
+) -> None:
+    """The ONNX export of ``model``'s weights and its record (a failed export is a record)."""
+    from detbench import weights as weight_sources
+
+    with logging_to(log):
+        done = weight_sources.export_onnx(model, params, sidecar, onnx, record, python, log)
+        print(f"export_onnx {model}: {done['status']} {done['error'] or ''}".rstrip())

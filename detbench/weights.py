@@ -87,6 +87,61 @@ def runner_entry(params_path: str, sidecar_path: str) -> dict:
     return entry
 
 
+_ONNX_KEYS = ("opset", "nms", "input", "outputs", "size_bytes", "error")
+
+
+def onnx_entry(onnx_path: str, record_path: str) -> dict:
+    """The run spec's ``model_file`` entry (what the ``onnxruntime`` engine reads), from an
+    export record (:mod:`detbench.runner.onnx_export`): ``format: onnx``, ``path``, ``sha256``
+    (checked again at load), ``source`` and ``untrained`` of the MXNet weights it came from, and
+    ``opset``, ``nms``, ``input``, ``outputs``, ``size_bytes`` and ``error`` (a failed export:
+    the run is then recorded failed with it) where the record has them."""
+    record = json.loads(Path(record_path).read_text())
+    if record.get("status") != "ok" and not record.get("error"):
+        raise WeightsError(
+            f"{record_path}: status {record.get('status')!r} without an error; not an export "
+            "record of detbench.runner.onnx_export (run the export_onnx rule again)"
+        )
+    entry = {
+        "format": "onnx",
+        "path": onnx_path,
+        "sha256": record["sha256"],
+        "source": record["weights"]["source"],
+        "untrained": bool(record["weights"]["untrained"]),
+    }
+    entry.update((key, record[key]) for key in _ONNX_KEYS if record.get(key) is not None)
+    return entry
+
+
+def export_onnx(
+    model: str,
+    params_path: str,
+    sidecar_path: str,
+    onnx_path: str | Path,
+    record_path: str | Path,
+    python: str | None = None,
+    log_path: str | Path | None = None,
+) -> dict:
+    """Export ``model``'s weights (``params_path`` + sidecar, as a run reads them) to ONNX with
+    the device runner (``export-onnx``); returns the record. A failed export is a record with
+    ``status: failed`` beside an empty ``.onnx`` (DESIGN §5); a runner that dies without
+    writing the record raises."""
+    record_path = Path(record_path)
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.unlink(missing_ok=True)
+    entry_path = record_path.with_name(f"{record_path.name}.weights.tmp")
+    write_json_atomic(entry_path, runner_entry(params_path, sidecar_path))
+    try:
+        args = ["detbench.runner", "export-onnx", "--model", model, "--weights", str(entry_path),
+                "--out", str(onnx_path), "--record", str(record_path)]  # fmt: skip
+        code = launch(args, python, log_path)
+    finally:
+        entry_path.unlink(missing_ok=True)
+    if code != 0 or not record_path.exists():
+        raise WeightsError(f"exporting {model} to ONNX failed (exit {code}); see {log_path}")
+    return json.loads(record_path.read_text())
+
+
 def source_for(weights: dict, model: str) -> str:
     """The weights source of ``model``: ``weights.per_model`` if it names the model, else
     ``weights.source``."""

@@ -61,3 +61,23 @@ rule quantize_weights:
         "INT8-quantizing {wildcards.model} (MXNet quantize_net, calibrated on the speed sample)"
     script:
         "../scripts/quantize_weights.py"
+
+
+# MXNet 1.9's exporter (mx.onnx) with onnx 1.17 (it needs onnx.mapping): so the export runs in
+# the orchestrator's environment whatever runner.python is (the seed stack's MXNet 1.6 has none).
+rule export_onnx:
+    input:
+        unpack(weights_of),
+    output:
+        onnx="weights/onnx/{source}/{model}.onnx",
+        record="weights/onnx/{source}/{model}.json",
+    log:
+        "logs/weights/onnx/{source}/{model}.log",
+    wildcard_constraints:
+        source="gluoncv|untrained|file|darknet|quantized",
+    conda:
+        ENV
+    message:
+        "Exporting the {wildcards.source} weights of {wildcards.model} to ONNX (opset 13)"
+    script:
+        "../scripts/export_onnx.py"

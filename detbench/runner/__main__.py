@@ -1,5 +1,7 @@
-"""``python -m detbench.runner run [--lock FILE] SPEC``, or
-``python -m detbench.runner init-weights --model M --seed S --out F``.
+"""``python -m detbench.runner run [--lock FILE] SPEC``,
+``python -m detbench.runner init-weights --model M --seed S --out F``, or
+``python -m detbench.runner export-onnx --model M --weights ENTRY.json --out M.onnx --record R``
+(an export failure is recorded in R, exit 0; see :mod:`detbench.runner.onnx_export`).
 
 OMP_NUM_THREADS is set here, before anything imports mxnet. ``--lock``: hold an exclusive lock on
 FILE for the run (a device over SSH runs one job at a time); if another run holds it, exit with
@@ -40,6 +42,13 @@ def main(argv=None):
     init.add_argument("--seed", type=int, default=0)
     init.add_argument("--out", required=True)
     init.add_argument("--threads", type=int, default=None)
+    export = sub.add_parser("export-onnx", help="export a model to ONNX (opset 13) + its record")
+    export.add_argument("--model", required=True)
+    export.add_argument("--weights", required=True, help="JSON file: the spec's weights entry")
+    export.add_argument("--out", required=True, help="the .onnx file (empty if export fails)")
+    export.add_argument("--record", required=True, help="the export record (JSON)")
+    export.add_argument("--threads", type=int, default=None)
+    export.add_argument("--static-batch", action="store_true", help="fix the batch axis at 1")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -60,6 +69,20 @@ def main(argv=None):
         from detbench.runner.run import run_spec
 
         run_spec(args.spec)
+    elif args.command == "export-onnx":
+        import json
+
+        environment.configure_threads(args.threads)
+        from detbench.runner.onnx_export import export
+
+        with open(args.weights) as handle:
+            weights = json.load(handle)
+        record = export(args.model, weights, args.out, args.record, not args.static_batch)
+        sys.stderr.write(
+            "detbench runner: export-onnx {} -> {}{}\n".format(
+                args.model, record["status"], ": " + record["error"] if record["error"] else ""
+            )
+        )
     else:
         environment.configure_threads(args.threads)
         from detbench.runner.run import init_weights
