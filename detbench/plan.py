@@ -124,7 +124,8 @@ def run_settings(config: dict, model: str, section: str, backend: str = MXNET) -
 
 
 def backends(config: dict) -> list[str]:
-    return list(config["backends"])
+    """``backends`` (the schema's default: MXNet only)."""
+    return list(config.get("backends", [MXNET]))
 
 
 def modes(config: dict, backend: str) -> list[str]:

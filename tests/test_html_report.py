@@ -38,7 +38,7 @@ SMALL = {
     "voc_run": {"batch": 3, "warmup": 1},
     "telemetry": {"interval_s": 0.05},
 }
-CATEGORIES = sorted({entry[0] for entry in FIGURE_REPORT.values()} | {"Summary", "Detections"})
+CATEGORIES = sorted({entry[0] for entry in FIGURE_REPORT.values()} | {"Summary", "Detections", "Backends"})
 # The rows of the categories that hold no comparison figure: the summary and the pictures.
 OTHER_ROWS = {
     "Summary": [["every run (summary.csv)"]],

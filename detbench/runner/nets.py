@@ -155,6 +155,18 @@ def _initialise(net, model, ctx, seed):
     outputs = net(mx.nd.zeros((1, 3, height, width), ctx=ctx))
     for out in outputs:
         out.wait_to_read()
+    _reset_batchnorm_statistics(net)
+
+
+def _reset_batchnorm_statistics(net):
+    """Running mean 0 and variance 1, as a fresh BatchNorm has them. GluonCV's SSD feature
+    expander draws its running variances from the global initialiser, so some are negative:
+    MXNet still computes numbers, but an ONNX export of the same weights gives NaN."""
+    for name, param in net.collect_params().items():
+        if name.endswith("running_var"):
+            param.set_data(param.data().ones_like())
+        elif name.endswith("running_mean"):
+            param.set_data(param.data().zeros_like())
 
 
 def import_symbol(symbol_path, params_path, ctx):
