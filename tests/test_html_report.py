@@ -38,11 +38,16 @@ SMALL = {
     "voc_run": {"batch": 3, "warmup": 1},
     "telemetry": {"interval_s": 0.05},
 }
-CATEGORIES = sorted({entry[0] for entry in FIGURE_REPORT.values()} | {"Summary", "Detections", "Backends"})
+OTHER_CATEGORIES = {"Summary", "Detections", "Backends"}
+CATEGORIES = sorted({entry[0] for entry in FIGURE_REPORT.values()} | OTHER_CATEGORIES)
 # The rows of the categories that hold no comparison figure: the summary and the pictures.
 OTHER_ROWS = {
     "Summary": [["every run (summary.csv)"]],
     "Detections": [["ssd_512_mobilenet1.0_voc", "detections on fixed photos"]],
+    "Backends": [
+        ["model x backend x device (backends.csv)"],
+        ["throughput, latency, mAP per backend"],
+    ],
 }
 SHOWN = "speed_cpu_vs_gpu"  # the figure the driven page opens: a CPU bar beside a failed GPU run
 CHROMIUM_FLAGS = [
