@@ -39,20 +39,14 @@ BOX_TOL_PX, SCORE_TOL = 0.05, 1e-4
 
 def mxnet_entry(folder: Path, model: str) -> dict:
     """The runner's weights entry of ``model``: seeded untrained weights, or for the darknet
-    model the project's own files (weights source darknet).
-
-    Seeded GluonCV SSDs draw the running statistics of their feature expander's BatchNorm
-    layers (built as symbols, without an init of their own) from the uniform initializer, so
-    some variances are negative: MXNet's oneDNN kernel still returns numbers, ONNX Runtime NaN
-    (the square root of a negative). The comparisons need valid weights: variances are reset to
-    BatchNorm's own initial value, 1."""
+    model the project's own files (weights source darknet). Seeded weights have fresh BatchNorm
+    statistics (``nets._initialise``): GluonCV's SSD expander would otherwise draw negative
+    variances, on which ONNX Runtime computes NaN where MXNet still returns numbers."""
     params, sidecar = folder / f"{model}.params", folder / f"{model}.json"
     if zoo.is_darknet(model):
         weights.fetch_darknet(model, {}, params, folder / f"{model}.cfg", sidecar, progress=False)
     else:
         net = nets.build_net(model, mx.cpu(), params_path=None, seed=0)
-        for variance in net.collect_params(".*(running|moving)_var").values():
-            variance.set_data(mx.nd.ones_like(variance.data()))
         net.save_parameters(str(params))
         weights.write_sidecar(params, sidecar, model=model, source="untrained", untrained=True,
                               seed=0)  # fmt: skip

@@ -122,13 +122,10 @@ def build(spec, ctx):
         )
 
     def run(item):
-        return session.run(names, {input_name: np.ascontiguousarray(item, dtype=np.float32)})
+        feed = {input_name: np.ascontiguousarray(item, dtype=np.float32)}
+        return tuple(session.run(names, feed))
 
-    def call(item):
-        if one_at_a_time and item.shape[0] > 1:  # a fixed batch axis of 1: image by image
-            per_image = [run(item[i : i + 1]) for i in range(item.shape[0])]
-            return tuple(np.concatenate(arrays) for arrays in zip(*per_image))
-        return tuple(run(item))
+    call = engines.one_image_at_a_time(run) if one_at_a_time else run  # a fixed batch of 1
 
     info = {
         "name": engines.ONNXRUNTIME,
