@@ -327,3 +327,40 @@ def test_device_names_and_wildcard_pattern():
     assert plan.global_resources(fleet)["benchmark_slots"] == 3
     assert [slots(Wildcards(d)) for d in ("a", "b", "cpu", "gpu0")] == [1, 1, 3, 3]
     assert plan.device_resources({"devices": ["cpu", "gpu0"]}) == {}
+
+
+NANO = "mobilenetv2_yolov3_nano_voc"
+
+
+@pytest.mark.parametrize("python", ["orchestrator", "seed"])
+def test_opencv_backend_on_a_device_over_ssh(ssh_workflow, monkeypatch, python):
+    """The real darknet model on the opencv backend, on a device over SSH: it runs where the
+    device's Python has OpenCV (here the orchestrator's own venv as the device's Python), and
+    is a recorded failure naming cv2 on the seed stack, which has none."""
+    workdir, config = ssh_workflow
+    monkeypatch.chdir(workdir)
+    folder = REPO / "models/mobilenetv2-yolov3-nano-voc"
+    weights = {"source": "darknet", "untrained": False, "format": "darknet"}
+    for key, name in (("path", "weights"), ("cfg", "cfg")):
+        target = Path(f"weights/darknet/{NANO}.{name}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / f"MobileNetV2-YOLOv3-Nano-voc.{name}", target)
+        weights[key] = str(target)
+        weights[f"{key}_sha256" if key == "cfg" else "sha256"] = ssh.sha256_file(target)
+    spec = json.loads((run_dirs(workdir, "loop_a")["voc"] / "spec.json").read_text())
+    spec.update(model=NANO, family="darknet", backend="opencv", mode="native", weights=weights)
+    run_dir = Path(f"results/ssh/voc/{NANO}/opencv/loop_a-{python}")
+    run_dir.mkdir(parents=True)
+    (run_dir / "spec.json").write_text(json.dumps(spec))
+    device = plan.device_entry(config, "loop_a")
+    device["python"] = sys.executable if python == "orchestrator" else str(SEED_PYTHON)
+    result = runs.execute(run_dir / "spec.json", None, run_dir / "run.log", device=device)
+    assert result["backend"]["name"] == "opencv" and result["link"]["attempt"] == 1
+    if python == "seed":
+        assert result["status"] == "failed" and "cv2" in result["error"], result["error"]
+        return
+    assert result["status"] == "ok", result["error"]
+    assert result["backend"]["model_format"] == "darknet"
+    assert result["versions"]["python"].startswith("3.11")
+    with np.load(run_dir / "detections.npz", allow_pickle=False) as found:
+        assert list(found["image_ids"]) == spec["image_ids"]

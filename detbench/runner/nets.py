@@ -163,9 +163,9 @@ def _reset_batchnorm_statistics(net):
     expander draws its running variances from the global initialiser, so some are negative:
     MXNet still computes numbers, but an ONNX export of the same weights gives NaN."""
     for name, param in net.collect_params().items():
-        if name.endswith("running_var"):
+        if name.endswith(("running_var", "moving_var")):
             param.set_data(param.data().ones_like())
-        elif name.endswith("running_mean"):
+        elif name.endswith(("running_mean", "moving_mean")):
             param.set_data(param.data().zeros_like())
 
 
