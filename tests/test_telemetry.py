@@ -311,6 +311,31 @@ def jtop_module(cls):
     return mod
 
 
+@pytest.fixture(autouse=True)
+def jtop_service(monkeypatch, tmp_path):
+    """The jtop service's socket exists (the fakes stand for a Jetson with jtop running)."""
+    socket = tmp_path / "jtop.sock"
+    socket.touch()
+    monkeypatch.setattr(telemetry, "JTOP_SOCKET", str(socket))
+
+
+def test_without_the_jtop_service_no_jtop_client_is_built(monkeypatch, tmp_path):
+    """No socket, no client: building one starts jetson-stats' vulkaninfo thread, which can
+    deadlock beside MXNet (a hung run on a host with jetson-stats but no service)."""
+    built = []
+
+    class Recorded(FakeJtop4):
+        def __init__(self, *args, **kwargs):
+            built.append(True)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setitem(sys.modules, "jtop", jtop_module(Recorded))
+    monkeypatch.setattr(telemetry, "JTOP_SOCKET", str(tmp_path / "absent.sock"))
+    with pytest.raises(telemetry.BackendUnavailable, match="absent.sock absent"):
+        telemetry.JtopBackend(0.1)
+    assert built == []
+
+
 @pytest.fixture
 def no_sensor_libs(monkeypatch):
     """jtop and pynvml are not importable (both happen to be installed in the dev venv)."""

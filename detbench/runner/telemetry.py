@@ -429,6 +429,13 @@ def _safe(getter):
         return None
 
 
+# The jtop service's socket (jetson-stats' JTOP_PIPE). Without it no client is built: a jtop
+# client starts a thread that runs `vulkaninfo` even when the service is absent, and a process
+# forked beside MXNet's running engine can deadlock it (seen here with jetson-stats installed
+# on a non-Jetson host: a run hung after its first telemetry row).
+JTOP_SOCKET = "/run/jtop.sock"
+
+
 class JtopBackend(object):
     """jetson-stats (jtop) on a Jetson: every column from the jtop service."""
 
@@ -440,6 +447,11 @@ class JtopBackend(object):
             from jtop import jtop
         except ImportError as exc:
             raise BackendUnavailable("jtop: " + _describe(exc)) from exc
+        if not os.path.exists(JTOP_SOCKET):
+            raise BackendUnavailable(
+                "jtop: no jtop service ({} absent; `sudo jtop --install-service` on a "
+                "Jetson)".format(JTOP_SOCKET)
+            )
         client = jtop(interval=interval_s)
         try:
             client.start()
