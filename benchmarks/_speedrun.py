@@ -60,16 +60,20 @@ def weights_entry(model: str, workdir: str, seed: int = 0) -> dict:
 
 
 class SpeedRun:
-    """One model's batch-1 speed run on the CPU: ``timed_pass()`` is one measured repeat."""
+    """One model's batch-1 speed run on the CPU: ``timed_pass()`` is one measured repeat.
 
-    def __init__(self, model=DEFAULT_MODEL, images=24, size=512, mode="hybrid", seed=0):
+    ``weights``: the spec's weights entry (default: :func:`weights_entry`)."""
+
+    def __init__(self, model=DEFAULT_MODEL, images=24, size=512, mode="hybrid", seed=0,
+                 weights=None):  # fmt: skip
         self._tmp = tempfile.TemporaryDirectory(prefix="detbench-bench-")
         devkit = photo_devkit()
         shape = nets.speed_shape(model, size)
         self.model, self.mode = model, mode
+        weights = weights or weights_entry(model, self._tmp.name, seed)
         self.spec = {
             "kind": "speed", "model": model, "device": "cpu", "mode": mode, "batch_size": 1,
-            "input_shape": [3, *shape], "weights": weights_entry(model, self._tmp.name, seed),
+            "input_shape": [3, *shape], "weights": weights,
         }  # fmt: skip
         self.ctx = mx.cpu()
         self.net = engines.build(self.spec, self.ctx)
@@ -95,6 +99,10 @@ class SpeedRun:
         """Images per second of one pass as the runner times it (prefetch thread on)."""
         wall, _, _, count = loop.timed_pass(self.net, self.batches, self.load)
         return count / wall
+
+    def batch_seconds(self) -> list[float]:
+        """One pass as the runner times it: the model seconds of each batch (its latencies)."""
+        return loop.timed_pass(self.net, self.batches, self.load)[1]
 
     def preloaded_inputs(self) -> list:
         """The same pass's model inputs, decoded and transformed beforehand."""
