@@ -100,6 +100,11 @@ class SpeedRun:
         wall, _, _, count = loop.timed_pass(self.net, self.batches, self.load)
         return count / wall
 
+    def pass_figures(self) -> dict:
+        """One pass as the runner times it: images/s over its wall time and over model time."""
+        wall, model_s, _, count = loop.timed_pass(self.net, self.batches, self.load)
+        return {"images_per_s": count / wall, "model_images_per_s": count / sum(model_s)}
+
     def batch_seconds(self) -> list[float]:
         """One pass as the runner times it: the model seconds of each batch (its latencies)."""
         return loop.timed_pass(self.net, self.batches, self.load)[1]

@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=96, help="images per pass (photos cycled)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--interval", type=float, default=0.5, help="sampler interval (s)")
+    parser.add_argument("--backend", default="auto", help="sampler backend (the runner: auto)")
     parser.add_argument("--target", type=float, default=0.99)
     args = parser.parse_args(argv)
     where = machine()
@@ -47,7 +48,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
 
         def sampled():
-            sampler = TelemetrySampler(os.path.join(tmp, "telemetry.csv"), args.interval)
+            path = os.path.join(tmp, "telemetry.csv")
+            sampler = TelemetrySampler(path, args.interval, backend=args.backend)
             sampler.start()
             try:
                 fps = run.timed_pass()
@@ -66,7 +68,8 @@ def main(argv=None) -> int:
     measured = ratio["median_ratio"]
     return emit({
         "measure": f"speed-run pass (runner's loop.timed_pass) with the telemetry sampler "
-        f"running ({args.interval} s, backend {', '.join(sorted(backends))}) / without, "
+        f"running ({args.interval} s, {args.backend}: backend {', '.join(sorted(backends))}) / "
+        f"without, "
         f"images/s, {args.model}, same process, alternating rounds, median of per-round ratios",
         "target": f">= {args.target}",
         "measured": f"{measured:.3f} (on {statistics.median(fps['on']):.2f} vs off "
