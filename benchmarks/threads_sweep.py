@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 DEFAULT = "default"
+ENVIRONMENT = dict(os.environ)  # as started: importing mxnet/cv2 here later changes os.environ
 
 
 def child(args) -> int:
@@ -42,7 +43,7 @@ def child(args) -> int:
 
 
 def run_child(setting: str, args) -> dict:
-    env = dict(os.environ)
+    env = dict(ENVIRONMENT)
     env.pop("OMP_NUM_THREADS", None)
     if setting != DEFAULT:
         env["OMP_NUM_THREADS"] = setting
