@@ -23,6 +23,22 @@ from run_all import emit, machine, snakemake
 from detbench.workspace import copy_workflow
 
 
+def mode_spread(rows: list[dict]) -> dict:
+    """Per speed model and device: each mode's total wall time over its repeats (min, median,
+    max, cv) and whether imperative and hybrid are apart (their min-max ranges do not overlap)."""
+    out = {}
+    for row in rows:
+        if row["kind"] != "speed" or row["status"] != "ok":
+            continue
+        figures = [float(row[f"total_wall_s_{s}"] or "nan") for s in ("min", "median", "max", "cv")]
+        out.setdefault(f"{row['model']} {row['device']}", {})[row["mode"]] = figures
+    for modes in out.values():
+        if {"imperative", "hybrid"} <= set(modes):
+            (lo_i, _, hi_i, _), (lo_h, _, hi_h, _) = modes["imperative"], modes["hybrid"]
+            modes["apart"] = hi_h < lo_i or hi_i < lo_h
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", type=float, default=300.0, help="seconds")
@@ -45,6 +61,9 @@ def main(argv=None) -> int:
     print(f"demo: {seconds:.0f} s, exit {demo.returncode}, {jobs} jobs, {len(rows)} runs "
           f"{statuses}, {len(figures)} figures; rerun -n: {again_s:.1f} s, nothing to do: "
           f"{nothing}")  # fmt: skip
+    spread = mode_spread(rows)
+    for run, modes in spread.items():
+        print(f"{run}: total wall s (min, median, max, cv) {modes}")
     ok = demo.returncode == 0 and seconds <= args.target and rows and figures and nothing
     return emit({
         "measure": f"`make demo` end to end (snakemake all --cores {args.cores} --configfile "
@@ -56,7 +75,7 @@ def main(argv=None) -> int:
         "machine": where,
         "seconds": round(seconds, 1), "exit_code": demo.returncode, "jobs": jobs,
         "runs": len(rows), "figures": figures, "rerun_dry_run_s": round(again_s, 2),
-        "nothing_to_be_done": nothing,
+        "nothing_to_be_done": nothing, "speed_total_wall_s_min_median_max_cv": spread,
     })  # fmt: skip
 
 

@@ -1,112 +1,148 @@
-"""Time an INT8 detector (MXNet ``quantize_net``) against its FP32 hybrid net, side by side.
+"""INT8 vs FP32 hybrid latency of the demo's ``ssd_512_mobilenet1.0_voc``, the way the demo runs it.
 
-Builds ``--model`` (default ssd_512_mobilenet1.0_voc) with seeded untrained weights, hybridized
-with ``static_alloc``/``static_shape`` (the runner's hybrid mode), and its INT8 version made by
-:func:`detbench.runner.quantize.quantize` (the ``quantized`` weights source's code: naive
-calibration on ``--calib`` seeded random images through the model's speed-run transform, flatten
-and concat layers kept FP32). Both run on the same inputs at batch 1 on the CPU: ``--warmup``
-passes each, then ``--iters`` rounds in which each net runs once, in alternating order, every
-clock read after ``wait_to_read()`` on all outputs. ``OMP_NUM_THREADS`` is set to the physical
-core count (or ``--threads``) before mxnet is imported, as the runner does.
+Both nets are made and run exactly as ``make demo`` makes and runs them, but side by side in one
+process (``benchmarks/_speedrun.py``):
 
-Prints the per-pass median and p90 of both, the speed-up (FP32 median / INT8 median) and a last
-line of JSON. Exits 1 when the speed-up is below ``--min-ratio`` (1.2).
+- **fp32**: seeded untrained weights (``run.init_weights``, seed 0: the ``untrained`` source),
+  built by the runner's engine and hybridized with static shapes (the runner's hybrid mode);
+- **int8**: those weights quantized by the ``quantized`` source's code
+  (``quantize.quantize_to_files``: ``quantize_net``, naive calibration on the first ``--calib``
+  photos of the demo's speed sample, exported), loaded by the runner as a symbol model;
+- **fp32_fused**: the FP32 net hybridized with MXNet's MKL-DNN subgraph backend
+  (``hybridize(backend="MKLDNN")``: convolution + batch norm + ReLU fused, as the INT8 graph's
+  FP32 parts are), which splits the INT8 speed-up into what fusion gives and what INT8 gives.
 
-    python benchmarks/int8_speed.py [--model M] [--size 512] [--iters 40] [--threads N]
+Inputs are the demo's photos through the model's speed transform (512x512), loaded by the
+runner's prefetch loop; each of ``--rounds`` rounds runs one ``loop.timed_pass`` of every net over
+``--images`` photos, the order alternating; latencies are the per-image model times
+(``wait_to_read()`` on every output), pooled over rounds. Also counted, from the same nets with
+NMS switched off: the (anchor, class) rows above GluonCV's 0.01 score threshold that enter
+``box_nms`` (the NMS load, which untrained weights could make differ between FP32 and INT8),
+for photos and for random-noise images.
+
+Prints medians, p10-p90, the speed-ups and a last line of JSON; exits 1 when INT8 / FP32 is
+below ``--min-ratio`` (1.2).
+
+    python benchmarks/int8_speed.py [--images 16] [--rounds 5] [--calib 8]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import statistics
 import sys
-import time
+import tempfile
+
+from run_all import emit, machine
 
 from detbench.runner import environment
 
+THREADS = environment.configure_threads(None)  # before mxnet loads, as the runner does
 
-def timed(net, data) -> float:
-    start = time.perf_counter()
-    for out in net(data):
-        out.wait_to_read()
-    return time.perf_counter() - start
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+from _speedrun import SpeedRun, photo_devkit, sha256, weights_entry  # noqa: E402
+
+from detbench.data.sample import sample_speed_images  # noqa: E402
+from detbench.data.voc import read_split  # noqa: E402
+from detbench.runner import loop, nets, quantize, stats  # noqa: E402
+from detbench.runner.run import image_reader  # noqa: E402
+
+MODEL = "ssd_512_mobilenet1.0_voc"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+def int8_entry(fp32: dict, devkit: str, ids: list[str], out_dir: str) -> dict:
+    out = os.path.join(out_dir, f"{MODEL}_int8.params")
+    symbol = quantize.quantize_to_files(MODEL, fp32["path"], devkit, ids, 512, out, "naive")
+    return {"source": "quantized", "format": "symbol", "untrained": True, "path": out,
+            "sha256": sha256(out), "symbol": symbol, "symbol_sha256": sha256(symbol)}  # fmt: skip
+
+
+def nms_rows(fp32: dict, calib, inputs: dict) -> dict:
+    """Rows entering box_nms per image (score > 0.01), for FP32 and its INT8 quantization."""
+    net = nets.build_from_weights(MODEL, mx.cpu(), fp32)
+    net.set_nms(nms_thresh=0, nms_topk=-1, post_nms=-1)  # GluonCV: no NMS, every row returned
+    counted = {"fp32": net, "int8": quantize.quantize(net, calib)}
+    rows = {}
+    for name, model in counted.items():
+        for kind, batch in inputs.items():
+            ids, scores, _ = (a.asnumpy() for a in model(batch))
+            rows[f"{name}_{kind}"] = int(((ids >= 0) & (scores > 0.01)).sum())
+    return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="ssd_512_mobilenet1.0_voc")
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--calib", type=int, default=8, help="calibration images")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--iters", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", type=int, default=16, help="photos per pass (cycled)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calib", type=int, default=8, help="calibration photos")
     parser.add_argument("--min-ratio", type=float, default=1.2)
     args = parser.parse_args(argv)
-    threads = environment.configure_threads(args.threads)
-
-    import mxnet as mx
-    import numpy as np
-
-    from detbench.runner import nets, quantize
-
-    rng = np.random.default_rng(args.seed)
-    height, width = nets.speed_shape(args.model, args.size)
-
-    def random_images(count):
-        shape = (count, height * 3 // 4, width, 3)  # a 4:3 picture, resized by the transform
-        return [mx.nd.array(a, dtype="uint8") for a in rng.integers(0, 256, shape, "uint8")]
-
-    fp32 = nets.build_net(args.model, mx.cpu(), seed=args.seed)
-    nets.use_eval_nms(fp32)
-    calib = quantize.calibration_batch(args.model, random_images(args.calib), args.size)
-    int8 = quantize.quantize(fp32, calib)
-    fp32.hybridize(static_alloc=True, static_shape=True)
-    int8.hybridize(static_alloc=True, static_shape=True)
-    data = quantize.calibration_batch(args.model, random_images(1), args.size)
-
-    nets_by_name = {"fp32": fp32, "int8": int8}
-    for _ in range(args.warmup):
-        for net in nets_by_name.values():
-            timed(net, data)
-    times = {name: [] for name in nets_by_name}
-    for i in range(args.iters):
-        order = list(nets_by_name) if i % 2 == 0 else list(reversed(nets_by_name))
-        for name in order:
-            times[name].append(timed(nets_by_name[name], data))
-
-    summary = {
-        name: {"median_ms": 1000 * percentile(t, 0.5), "p90_ms": 1000 * percentile(t, 0.9)}
-        for name, t in times.items()
-    }
-    ratio = summary["fp32"]["median_ms"] / summary["int8"]["median_ms"]
-    for name, figures in summary.items():
-        print(f"{name}: median {figures['median_ms']:.1f} ms, p90 {figures['p90_ms']:.1f} ms")
-    print(f"INT8 speed-up over FP32 hybrid: {ratio:.2f}x (need >= {args.min_ratio})")
-    record = {
-        "measure": f"INT8 (quantize_net, naive calibration) vs FP32 hybrid, {args.model}, "
-        "batch 1 on the CPU: median latency ratio",
+    where = machine()
+    devkit = photo_devkit()
+    calib_ids = sample_speed_images(read_split(devkit), args.calib, 0)
+    with tempfile.TemporaryDirectory(prefix="detbench-int8-") as tmp:
+        fp32 = weights_entry(MODEL, tmp)
+        int8 = int8_entry(fp32, devkit, calib_ids, tmp)
+        runs = {"fp32": SpeedRun(MODEL, args.images, weights=fp32),
+                "int8": SpeedRun(MODEL, args.images, weights=int8)}  # fmt: skip
+        fused = nets.build_from_weights(MODEL, mx.cpu(), fp32)
+        fused.hybridize(backend="MKLDNN", static_alloc=True, static_shape=True)
+        fp32_run = runs["fp32"]
+        passes = {
+            "fp32": fp32_run.batch_seconds,
+            "int8": runs["int8"].batch_seconds,
+            "fp32_fused": lambda: loop.timed_pass(fused, fp32_run.batches, fp32_run.load)[1],
+        }
+        for run in runs.values():
+            run.warm_up()
+        passes["fp32_fused"]()
+        seconds = {name: [] for name in passes}
+        for i in range(args.rounds):
+            for name in list(passes) if i % 2 == 0 else list(reversed(passes)):
+                seconds[name] += passes[name]()
+        transform = nets.ResizeTransform(512, 512)
+        read = image_reader(devkit)
+        photo = transform(read(calib_ids[0]))[0].expand_dims(0)
+        noise = np.random.default_rng(0).integers(0, 256, (384, 512, 3), "uint8")
+        noise = transform(mx.nd.array(noise, dtype="uint8"))[0].expand_dims(0)
+        calib = quantize.calibration_batch(MODEL, [read(i) for i in calib_ids], 512)
+        rows = nms_rows(fp32, calib, {"photo": photo, "noise": noise})
+        for run in runs.values():
+            run.close()
+    ms = {}
+    for name, values in seconds.items():
+        ms[name] = {q: round(stats.percentile([1000 * v for v in values], p), 2)
+                    for q, p in (("p10", 10), ("median", 50), ("p90", 90))}  # fmt: skip
+        print(f"{name:>10}: median {ms[name]['median']:.1f} ms (p10 {ms[name]['p10']:.1f}, "
+              f"p90 {ms[name]['p90']:.1f}), {len(values)} images")  # fmt: skip
+    ratio = ms["fp32"]["median"] / ms["int8"]["median"]
+    fused_ratio = ms["fp32_fused"]["median"] / ms["int8"]["median"]
+    per_round = [
+        statistics.median(seconds["fp32"][i : i + args.images])
+        / statistics.median(seconds["int8"][i : i + args.images])
+        for i in range(0, len(seconds["fp32"]), args.images)
+    ]
+    print(f"INT8 speed-up over FP32 hybrid {ratio:.2f}x (per round {min(per_round):.2f}-"
+          f"{max(per_round):.2f}), over fused FP32 {fused_ratio:.2f}x")  # fmt: skip
+    print(f"rows entering NMS per image: {rows}")
+    return emit({
+        "measure": f"INT8 (quantize_net, naive calibration on {args.calib} demo photos, the "
+        f"demo's quantized source) vs FP32 hybrid, {MODEL} untrained (seed 0), batch 1 512x512 "
+        f"on the CPU through the runner's engine and loop, demo photos, alternating rounds: "
+        f"median latency ratio",
         "target": f">= {args.min_ratio}x",
-        "measured": f"{ratio:.2f}x ({summary['fp32']['median_ms']:.1f} ms vs "
-        f"{summary['int8']['median_ms']:.1f} ms)",
+        "measured": f"{ratio:.2f}x (FP32 {ms['fp32']['median']:.1f} ms vs INT8 "
+        f"{ms['int8']['median']:.1f} ms; FP32 with MKL-DNN fusion {ms['fp32_fused']['median']:.1f}"
+        f" ms, INT8 over it {fused_ratio:.2f}x)",
         "pass": ratio >= args.min_ratio,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-        f"OMP_NUM_THREADS={threads}, mxnet {mx.__version__}",
-        "model": args.model, "input": [1, 3, height, width], "threads": threads,
-        "iters": args.iters, "warmup": args.warmup, "calib_images": args.calib,
-        "mxnet": mx.__version__, "cpu": platform.processor() or platform.machine(),
-        **{f"{name}_{k}": round(v, 2) for name, f in summary.items() for k, v in f.items()},
-        "speedup": round(ratio, 3),
-    }  # fmt: skip
-    print(json.dumps(record))
-    return 0 if ratio >= args.min_ratio else 1
+        "machine": f"{where}, OMP_NUM_THREADS={THREADS}, mxnet {mx.__version__}",
+        "model": MODEL, "input": [1, 3, 512, 512], "threads": THREADS,
+        "images_per_pass": args.images, "rounds": args.rounds, "calib_images": calib_ids,
+        "latency_ms": ms, "speedup": round(ratio, 3), "speedup_over_fused": round(fused_ratio, 3),
+        "speedup_per_round": [round(r, 3) for r in per_round], "nms_rows_per_image": rows,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -89,19 +89,8 @@ def _eval_speed(record: dict, where: str) -> dict:
     }
 
 
-def _int8_speed(record: dict, where: str) -> dict:
-    return {
-        "measure": f"INT8 (quantize_net) vs FP32 hybrid latency, {record['model']} batch 1 "
-        f"{'x'.join(map(str, record['input'][2:]))} on the CPU, side by side",
-        "target": "speed-up >= 1.2x (its --min-ratio)",
-        "measured": f"{record['speedup']}x (FP32 median {record['fp32_median_ms']} ms, INT8 "
-        f"{record['int8_median_ms']} ms)",
-        "machine": f"{where}, mxnet {record.get('mxnet')}, {record.get('threads')} threads",
-    }
-
-
 # Benchmarks whose JSON predates the measure/target/measured/pass record (pass: exit code 0).
-LEGACY = {"eval_speed.py": _eval_speed, "int8_speed.py": _int8_speed}
+LEGACY = {"eval_speed.py": _eval_speed}
 
 
 def discover() -> list[Path]:

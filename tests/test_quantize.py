@@ -85,3 +85,50 @@ def test_failed_quantization_is_recorded_and_fails_every_run_with_its_error(tmp_
     entry = weights.runner_entry(str(params), str(sidecar))
     with pytest.raises(nets.WeightsRefused, match="no quantized weights for .*quantizing failed"):
         nets.build_from_weights(MODEL, mx.cpu(), entry)
+
+
+def test_darknet_model_quantizes_with_its_yolo_heads_fp32_and_the_runner_loads_it(tmp_path):
+    """The trained Nano from its cfg + weights, calibrated on two photos: every convolution is
+    an INT8 oneDNN one except the two feeding the [yolo] layers, and the runner's symbol model
+    finds the portrait's person as the FP32 block does."""
+    from detbench.data.photos import make_photo_voc
+    from detbench.runner import darknet, quantize
+    from detbench.runner.run import image_reader
+
+    nano = Path(__file__).resolve().parent.parent / "models" / "mobilenetv2-yolov3-nano-voc"
+    cfg, raw = (
+        nano / "MobileNetV2-YOLOv3-Nano-voc.cfg",
+        nano / "MobileNetV2-YOLOv3-Nano-voc.weights",
+    )
+    make_photo_voc(tmp_path / "VOCdevkit")
+    out = tmp_path / "nano_int8.params"
+    symbol = quantize.quantize_to_files(
+        "mobilenetv2_yolov3_nano_voc", str(raw), str(tmp_path / "VOCdevkit"), ["000001", "000002"],
+        320, str(out), "naive", cfg_path=str(cfg),
+    )  # fmt: skip
+    fp32 = darknet.load_darknet(str(cfg), str(raw))
+    heads = quantize.darknet_fp32_layers(fp32)
+    assert len(heads) == 2 and all(
+        fp32.specs[int(h.strip("_")[4:])]["type"] == "convolutional" for h in heads
+    )
+    fused = [
+        n for n in json.loads(Path(symbol).read_text())["nodes"] if n["op"] == "_sg_mkldnn_conv"
+    ]
+    fp32_convs = [  # a fused node keeps its convolution's name in its subgraph
+        inner["name"]
+        for node in fused
+        if not node["name"].startswith("quantized_")
+        for inner in node["subgraphs"][0]["nodes"]
+        if inner["op"] == "Convolution"
+    ]
+    assert len(fused) > 50  # the net's own prefix (darknetnetN) counts the nets built before
+    assert sorted(n[n.index("_conv") :] for n in fp32_convs) == sorted(f"{h}fwd" for h in heads)
+    net = mx.gluon.SymbolBlock.imports(symbol, ["data"], str(out))
+    net.hybridize(static_alloc=True, static_shape=True)
+    image = image_reader(str(tmp_path / "VOCdevkit"))("000001")
+    x = darknet.DarknetTransform(320, 320)(image)[0].expand_dims(0)
+    found = {}
+    for name, model in (("fp32", fp32), ("int8", net)):
+        ids, scores, _ = (a.asnumpy()[0, :, 0] for a in model(x))
+        found[name] = set(ids[scores > 0.3].astype(int).tolist())
+    assert found["int8"] == found["fp32"] and found["fp32"]

@@ -16,12 +16,17 @@ import pandas as pd
 from detbench.contract import MAP, MXNET, RESULT, STATUSES, DetbenchError
 from detbench.data.voc import VOC_CLASSES
 from detbench.files import write_text_atomic
+from detbench.runner import stats
 
 AP_COLUMNS = [f"AP_{name}" for name in VOC_CLASSES]
 TIMING_COLUMNS = [
     "total_wall_s", "model_s", "data_s", "first_batch_s", "images_per_s", "model_images_per_s",
 ]  # fmt: skip
 LATENCY_COLUMNS = ["p50", "p90", "p99", "mean", "max"]
+# Timings measured once per repeat (speed.repeats): each gets <timing>_<stat> columns.
+REPEATED_TIMINGS = ["total_wall_s", "model_s", "data_s", "images_per_s", "model_images_per_s"]
+SPREAD_STATS = ["median", "min", "max", "cv"]
+SPREAD_COLUMNS = ["repeats", *[f"{t}_{s}" for t in REPEATED_TIMINGS for s in SPREAD_STATS]]
 TELEMETRY_COLUMNS = [
     "gpu_temp_c_delta", "gpu_temp_c_max", "swap_used_mb_delta", "swap_used_mb_max",
     "ram_used_mb_max", "power_w_mean", "energy_j", "energy_j_per_image", "throttled",
@@ -29,7 +34,7 @@ TELEMETRY_COLUMNS = [
 COLUMNS = [
     "kind", "model", "backend", "device", "mode", "status", "error", "weights_source",
     "untrained", "batch_size", "image_count", *TIMING_COLUMNS,
-    *[f"latency_{q}_ms" for q in LATENCY_COLUMNS],
+    *[f"latency_{q}_ms" for q in LATENCY_COLUMNS], *SPREAD_COLUMNS,
     "mAP", "mAP_all_classes", *AP_COLUMNS, "accuracy_flag", *TELEMETRY_COLUMNS,
     "telemetry_backend", "dataset_fingerprint", "host", "run_dir",
 ]  # fmt: skip
@@ -61,6 +66,33 @@ def _display_path(path: Path) -> str:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def repeat_values(timings: dict) -> dict[str, list[float]]:
+    """Each repeated timing's value in every measured pass, from result.json ``timings``:
+    ``repeat_total_wall_s`` / ``repeat_model_s`` / ``repeat_data_s`` (a result without a list
+    and with one repeat has its single value), throughputs as ``measured_images`` / seconds."""
+    values = {}
+    for key in ("total_wall_s", "model_s", "data_s"):
+        listed = timings.get(f"repeat_{key}")
+        if listed is None and timings.get("repeats", 1) == 1 and timings.get(key) is not None:
+            listed = [timings[key]]
+        values[key] = [float(v) for v in listed or []]
+    images = timings.get("measured_images")
+    for key, seconds in (("images_per_s", "total_wall_s"), ("model_images_per_s", "model_s")):
+        values[key] = [images / s for s in values[seconds] if s > 0] if images else []
+    return values
+
+
+def spread(values: list[float]) -> dict:
+    """median, min, max and coefficient of variation (population std / mean) of one timing's
+    repeats; cv is empty with fewer than two repeats, everything with none."""
+    if not values:
+        return dict.fromkeys(SPREAD_STATS)
+    figures = stats.repeat_summary(values)
+    if len(values) < 2:
+        figures["cv"] = None
+    return figures
 
 
 def run_row(result_path: Path | str, map_path: Path | str | None = None) -> dict:
@@ -97,6 +129,12 @@ def run_row(result_path: Path | str, map_path: Path | str | None = None) -> dict
         "image_count": result.get("image_count"),
         **{key: timings.get(key) for key in TIMING_COLUMNS},
         **{f"latency_{q}_ms": latency.get(q) for q in LATENCY_COLUMNS},
+        "repeats": timings.get("repeats"),
+        **{
+            f"{key}_{stat}": value
+            for key, values in repeat_values(timings).items()
+            for stat, value in spread(values).items()
+        },
         "mAP": scores.get("mAP"),
         "mAP_all_classes": scores.get("mAP_all_classes"),
         **{f"AP_{name}": ap.get(name) for name in VOC_CLASSES},

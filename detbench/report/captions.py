@@ -9,14 +9,17 @@ _SPEED = (
 )
 _VOC = "the voc run over the VOC2007 test set (batch 8, each model's own GluonCV eval transform)"
 _FAILED = "Failed runs are hatched grey placeholders annotated with their error."
+_SPREAD = "A black error bar spans the fastest to the slowest pass when speed.repeats > 1."
 _WEIGHTS = "The title says when the weights were untrained (then mAP means nothing)."
 FIGURES: dict[str, str] = {
     "speed_modes_gpu": f"Imperative vs hybridized (hybridize()) execution on GPU: total wall time "
-    f"of {_SPEED}; one bar per model and mode, lower is better. {_FAILED} {_WEIGHTS}",
+    f"of {_SPEED}; one bar per model and mode (the median pass), lower is better. {_SPREAD} "
+    f"{_FAILED} {_WEIGHTS}",
     "speed_modes_cpu": f"Imperative vs hybridized (hybridize()) execution on CPU: total wall time "
-    f"of {_SPEED}; one bar per model and mode, lower is better. {_FAILED} {_WEIGHTS}",
+    f"of {_SPEED}; one bar per model and mode (the median pass), lower is better. {_SPREAD} "
+    f"{_FAILED} {_WEIGHTS}",
     "speed_cpu_vs_gpu": f"CPU vs GPU: total wall time of {_SPEED}; one panel per execution mode, "
-    f"lower is better. {_FAILED} {_WEIGHTS}",
+    f"lower is better. {_SPREAD} {_FAILED} {_WEIGHTS}",
     "voc_total_time": f"Total wall time of {_VOC}, after warm-up batches, data loading and "
     f"model time, {_SYNC}. {_FAILED} {_WEIGHTS}",
     "voc_fps": f"Throughput (images/s = measured images / total wall time) of {_VOC}, {_SYNC}; "
@@ -36,7 +39,8 @@ FIGURES: dict[str, str] = {
     f"rows with their error. {_WEIGHTS}",
     "telemetry_traces": f"Device telemetry over time during {_VOC}: temperatures, RAM, swap and "
     f"power sampled every telemetry interval (default 0.5 s) by the best available backend "
-    f"(jtop, NVML, psutil); one line per run, 'no sensor' where nothing was measured. "
+    f"(jtop, NVML, psutil); one line per ok run, 'no sensor' where nothing was measured. A "
+    f"failed run has no line: it is a hatched FAILED legend entry, its error under the plot. "
     f"{_WEIGHTS}",
     "latency_distribution": f"Distribution of per-batch model latency (ms, batch 1, so per "
     f"image) in {_SPEED}, boxes per model and mode, one panel per device (box: quartiles, "
@@ -61,6 +65,6 @@ FIGURES: dict[str, str] = {
     "telemetry_by_device": f"Devices compared: telemetry over time during {_VOC}, one column per "
     f"device (its host name under it), one row per quantity on one y scale (temperatures, RAM, "
     f"swap, power), one line per model in the same colour on every device; sampled on the device "
-    f"every telemetry interval; 'no sensor' where the device measured nothing. Failed runs are "
-    f"listed under the panels with their error. {_WEIGHTS}",
+    f"every telemetry interval; 'no sensor' where the device measured nothing. Failed runs have "
+    f"no line: a hatched FAILED legend entry, their error listed under the panels. {_WEIGHTS}",
 }

@@ -162,14 +162,28 @@ def _box(ax, pos, width, values, color) -> None:
     )
 
 
-def _grouped(ax, runs, *, x, hue, value, draw, missing) -> None:
+def _spread(ax, pos, rec, value, columns) -> int:
+    """An error bar from ``columns`` (min, max) around ``rec[value]`` when the run repeated its
+    measurement (``repeats`` > 1); returns the repeats drawn (0 when none)."""
+    low, high = (rec.get(c) for c in columns)
+    repeats = rec.get("repeats")
+    if not (_present(repeats) and repeats > 1 and _present(low) and _present(high)):
+        return 0
+    mid = rec[value]
+    ax.errorbar(pos, mid, yerr=[[mid - low], [high - mid]], fmt="none", ecolor="black",
+                elinewidth=1.2, capsize=4, zorder=4)  # fmt: skip
+    return int(repeats)
+
+
+def _grouped(ax, runs, *, x, hue, value, draw, missing, spread=None) -> None:
     """Grouped marks (``draw``: bars or boxes) per ``x`` and ``hue``; a failed run is a hatched
-    placeholder annotated with its error, an ok run without a value says ``missing``."""
+    placeholder annotated with its error, an ok run without a value says ``missing``.
+    ``spread``: (min, max) columns drawn as an error bar on runs with several repeats."""
     xs, hues = _order(runs[x]), _order(runs[hue])
     width = 0.8 / len(hues)
     colors = dict(zip(hues, sns.color_palette(n_colors=len(hues)), strict=True))
     along = blended_transform_factory(ax.transData, ax.transAxes)
-    shown = set()
+    shown, repeats = set(), set()
     for rec in runs.to_dict("records"):
         pos = xs.index(str(rec[x])) - 0.4 + width * (hues.index(str(rec[hue])) + 0.5)
         note = None
@@ -182,6 +196,7 @@ def _grouped(ax, runs, *, x, hue, value, draw, missing) -> None:
         else:
             draw(ax, pos, width * 0.9, rec[value], colors[str(rec[hue])])
             shown.add(str(rec[hue]))
+            repeats.add(_spread(ax, pos, rec, value, spread) if spread else 0)
         if note:
             ax.text(
                 pos,
@@ -201,6 +216,10 @@ def _grouped(ax, runs, *, x, hue, value, draw, missing) -> None:
         ax.set(ylim=(0, 1), yticklabels=[])
     handles = [Patch(color=colors[h], label=h) for h in hues if h in shown]
     handles += [Patch(**_FAILED_STYLE, label="failed run")] if "failed run" in shown else []
+    if repeats - {0}:
+        counts = "/".join(str(n) for n in sorted(repeats - {0}))
+        handles.append(Line2D([], [], color="black", marker="_", markersize=8,
+                              label=f"min–max of {counts} repeats"))  # fmt: skip
     ax.legend(handles=handles, title=hue, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
 
 
@@ -218,6 +237,7 @@ def _grouped_figure(
     missing="no data",
     about_map=False,
     sharey=True,
+    spread=None,
 ) -> Figure:
     panels = _order(runs[panel]) if panel and not runs.empty else [None]
     fig, axes = _figure(ncols=len(panels), size=(4.5 + 4.5 * len(panels), 4.8), sharey=sharey)
@@ -226,7 +246,7 @@ def _grouped_figure(
         if sub.empty:
             _note(ax, "no runs")
         else:
-            _grouped(ax, sub, x=x, hue=hue, value=value, draw=draw, missing=missing)
+            _grouped(ax, sub, x=x, hue=hue, value=value, draw=draw, missing=missing, spread=spread)
         ax.set(ylabel=ylabel, xlabel=xlabel, title=f"{panel}: {name}" if name else "")
     _title(fig, title, runs, about_map)
     return fig
@@ -234,6 +254,9 @@ def _grouped_figure(
 
 def _kind(summary: pd.DataFrame, kind: str) -> pd.DataFrame:
     return summary[summary["kind"] == kind]
+
+
+_WALL_SPREAD = ("total_wall_s_min", "total_wall_s_max")
 
 
 def _speed_modes(on_gpu: bool) -> Callable[[pd.DataFrame, Path], Figure]:
@@ -250,6 +273,7 @@ def _speed_modes(on_gpu: bool) -> Callable[[pd.DataFrame, Path], Figure]:
             ylabel="total wall time (s)",
             hue="mode",
             x="run",
+            spread=_WALL_SPREAD,
         )
 
     return build
@@ -278,6 +302,7 @@ def _cpu_vs_gpu(summary: pd.DataFrame, root: Path) -> Figure:
         ylabel="total wall time (s)",
         hue="device",
         panel="mode",
+        spread=_WALL_SPREAD,
     )
 
 
@@ -377,18 +402,35 @@ def _ap_heatmap(summary: pd.DataFrame, root: Path) -> Figure:
     return fig
 
 
+def _traces(runs: pd.DataFrame, root: Path, key: Callable[[dict], object]):
+    """The telemetry.csv of each ok run by ``key(run)``, and a note per ok run without one. A
+    failed run is drawn as failed, never as a trace of the seconds before it failed."""
+    traces, notes = {}, []
+    for rec in runs[runs["status"] == "ok"].to_dict("records"):
+        path = root / rec["run_dir"] / "telemetry.csv"
+        if path.is_file():
+            traces[key(rec)] = pd.read_csv(path)
+        else:
+            notes.append(f"{_run_name(rec)}: no telemetry.csv")
+    return traces, notes
+
+
+def _failed_handles(failed: pd.DataFrame) -> list:
+    """Legend entries marking each failed run as failed (hatched, no line)."""
+    return [
+        Patch(**_FAILED_STYLE, label=f"{_run_name(rec)}: FAILED")
+        for rec in failed.to_dict("records")
+    ]
+
+
 def _telemetry(summary: pd.DataFrame, root: Path) -> Figure:
     runs = _kind(summary, "voc")
     title = "Device telemetry during each voc run"
     if runs.empty:
         return _no_runs(title, runs)
-    traces, notes = {}, _notes(runs[runs["status"] == "failed"], "")
-    for rec in runs.to_dict("records"):
-        path = root / rec["run_dir"] / "telemetry.csv"
-        if path.is_file():
-            traces[_run_name(rec)] = pd.read_csv(path)
-        elif rec["status"] == "ok":
-            notes.append(f"{_run_name(rec)}: no telemetry.csv")
+    failed = runs[runs["status"] == "failed"]
+    traces, missing = _traces(runs, root, _run_name)
+    notes = _notes(failed, "") + missing
     fig, axes = _figure(nrows=len(_TRACES), size=(10, 9.5), notes=notes, sharex=True)
     colors = dict(zip(traces, sns.color_palette(n_colors=max(len(traces), 1)), strict=False))
     for ax, (metric, label) in zip(axes, _TRACES.items(), strict=True):
@@ -399,11 +441,13 @@ def _telemetry(summary: pd.DataFrame, root: Path) -> Figure:
                 drawn = True
         if not drawn:
             ax.set_yticks([])
-            _note(ax, "no sensor", clear=False)
+            none = not traces and not failed.empty
+            _note(ax, "no trace: every run failed" if none else "no sensor", clear=False)
         ax.set_ylabel(label)
         ax.tick_params(labelbottom=ax is axes[-1])
     axes[-1].set_xlabel("time since run start (s)")
     handles = [Line2D([], [], color=c, label=name) for name, c in colors.items()]
+    handles += _failed_handles(failed)
     if handles:
         axes[0].legend(handles=handles, title="run", loc="upper left", bbox_to_anchor=(1.01, 1))
     _title(fig, title, runs)
@@ -550,14 +594,9 @@ def _telemetry_by_device(summary: pd.DataFrame, root: Path) -> Figure:
     if runs.empty:
         return _no_runs(title, runs)
     devices, models = _devices(runs), _order(runs["model"])
-    notes = _notes(runs[runs["status"] == "failed"], "")
-    traces = {}
-    for rec in runs.to_dict("records"):
-        path = root / rec["run_dir"] / "telemetry.csv"
-        if path.is_file():
-            traces[(rec["device"], rec["model"])] = pd.read_csv(path)
-        elif rec["status"] == "ok":
-            notes.append(f"{_run_name(rec)}: no telemetry.csv")
+    failed = runs[runs["status"] == "failed"]
+    traces, missing = _traces(runs, root, lambda rec: (rec["device"], rec["model"]))
+    notes = _notes(failed, "") + missing
     nrows, ncols = len(_TRACES), len(devices)
     size = (max(_NOTES_WIDTH, 2.2 + 3.2 * ncols), 9.5)
     fig, axes = _figure(nrows=nrows, ncols=ncols, size=size, notes=notes)
@@ -576,7 +615,9 @@ def _telemetry_by_device(summary: pd.DataFrame, root: Path) -> Figure:
                     ax.plot(frame["t_s"], frame[metric], color=colors[model], linewidth=1.3)
                     drawn.append(ax)
             if ax not in drawn:
-                _note(ax, "no sensor", clear=False)
+                traced = any(device == d for d, _ in traces)
+                failed_here = not traced and device in set(failed["device"])
+                _note(ax, "no trace: failed" if failed_here else "no sensor", clear=False)
             ax.tick_params(labelleft=ax is (drawn or [None])[0], labelbottom=row == nrows - 1)
         grid[row][0].set_ylabel(label)
     for ax, device in zip(grid[0], devices, strict=True):
@@ -584,6 +625,7 @@ def _telemetry_by_device(summary: pd.DataFrame, root: Path) -> Figure:
     for ax in grid[-1]:
         ax.set_xlabel("time since run start (s)")
     handles = [Line2D([], [], color=c, label=m) for m, c in colors.items()]
+    handles += _failed_handles(failed)
     axes[ncols - 1].legend(handles=handles, title="model", loc="upper left",
                            bbox_to_anchor=(1.01, 1), fontsize=8)  # fmt: skip
     _title(fig, title, runs)

@@ -36,20 +36,21 @@ def calibration_batch(model, images, size):
     """``images`` (HWC uint8 NDArrays) through the model's speed-run transform: one NCHW array."""
     import mxnet as mx
 
-    transform = nets.ResizeTransform(*nets.speed_shape(model, size))
+    transform = nets.speed_transform(model, *nets.speed_shape(model, size))
     return mx.nd.stack(*[transform(image)[0] for image in images])
 
 
-def quantize(net, calib, calib_mode="naive"):
+def quantize(net, calib, calib_mode="naive", exclude=EXCLUDE_LAYERS_MATCH):
     """INT8 ``SymbolBlock`` of the FP32 HybridBlock ``net`` on the CPU, calibrated on ``calib``
-    (NCHW NDArray, one image per calibration batch)."""
+    (NCHW NDArray, one image per calibration batch); layers whose names contain one of
+    ``exclude`` stay FP32."""
     import mxnet as mx
     from mxnet.contrib import quantization
 
     return quantization.quantize_net(
         net,
         quantized_dtype="auto",
-        exclude_layers_match=list(EXCLUDE_LAYERS_MATCH),
+        exclude_layers_match=list(exclude),
         calib_data=mx.io.NDArrayIter(data=calib, batch_size=1),
         calib_mode=calib_mode,
         num_calib_examples=int(calib.shape[0]),
@@ -73,25 +74,45 @@ def export(qnet, sample, out_params):
     return symbol_path
 
 
-def quantize_to_files(model, params_path, devkit, image_ids, size, out_params, calib_mode):
+def darknet_fp32_layers(net):
+    """Name fragments of the layers of a darknet net that stay FP32: the convolutions feeding
+    its ``[yolo]`` layers (raw box offsets and class logits, which the decoder passes through
+    ``exp`` and ``sigmoid``)."""
+    return ["_conv{}_".format(spec["index"] - 1) for spec in net.specs if spec["type"] == "yolo"]
+
+
+def quantize_to_files(
+    model, params_path, devkit, image_ids, size, out_params, calib_mode, cfg_path=None,
+    quantize_heads=False,
+):  # fmt: skip
     """Quantize ``model`` (an ``_int8`` name means its FP32 base) with the FP32 weights at
-    ``params_path``, calibrated on ``image_ids`` of ``devkit``; returns the symbol path."""
+    ``params_path`` (a darknet model: its ``.weights``, with ``cfg_path``), calibrated on
+    ``image_ids`` of ``devkit``; returns the symbol path. A darknet model's yolo-head
+    convolutions stay FP32 unless ``quantize_heads``."""
     import mxnet as mx
 
     from detbench.runner.run import image_reader
 
     fp32 = zoo.fp32_name(model)
-    net = nets.build_net(fp32, mx.cpu(), params_path=params_path)
+    exclude = list(EXCLUDE_LAYERS_MATCH)
+    if zoo.is_darknet(fp32):
+        from detbench.runner import darknet
+
+        net = darknet.load_darknet(cfg_path, params_path, mx.cpu())
+        exclude += [] if quantize_heads else darknet_fp32_layers(net)
+    else:
+        net = nets.build_net(fp32, mx.cpu(), params_path=params_path)
     nets.use_eval_nms(net)
     read = image_reader(devkit)
     calib = calibration_batch(fp32, [read(image_id) for image_id in image_ids], size)
-    return export(quantize(net, calib, calib_mode), calib[:1], out_params)
+    return export(quantize(net, calib, calib_mode, exclude), calib[:1], out_params)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m detbench.runner.quantize", description=__doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--params", required=True, help="FP32 weights (.params) of the model")
+    parser.add_argument("--cfg", help="a darknet model's .cfg (--params: its .weights)")
     parser.add_argument("--devkit", required=True, help="VOCdevkit directory of the images")
     parser.add_argument("--images", required=True, help="text file of image ids")
     parser.add_argument("--count", type=int, default=8, help="calibration images (first N ids)")
@@ -108,8 +129,9 @@ def main(argv=None):
         if not image_ids:
             raise ValueError("{}: no image ids to calibrate on".format(args.images))
         symbol_path = quantize_to_files(
-            args.model, args.params, args.devkit, image_ids, args.size, args.out, args.calib_mode
-        )
+            args.model, args.params, args.devkit, image_ids, args.size, args.out,
+            args.calib_mode, cfg_path=args.cfg,
+        )  # fmt: skip
     except Exception as exc:  # recorded for the runs, which report it as their failure
         traceback.print_exc()
         if args.error_out:  # MXNet's native stack trace (host paths) stays in the log only

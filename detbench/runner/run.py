@@ -73,7 +73,8 @@ def summarise_timings(first_batch_s, warmup_batches, passes, batch_size):
     """Timings block of result.json from the measured passes (one per repeat).
 
     ``passes`` holds (wall, model seconds per batch, data seconds per batch, images) tuples.
-    Figures are the median pass's; latency percentiles pool every measured batch."""
+    Figures are the median pass's; latency percentiles pool every measured batch; the
+    ``repeat_*`` lists hold each pass's wall, model and data seconds, in pass order."""
     walls = [p[0] for p in passes]
     median_index = sorted(range(len(walls)), key=lambda i: walls[i])[(len(walls) - 1) // 2]
     wall, model_s, data_s, images = passes[median_index]
@@ -93,6 +94,8 @@ def summarise_timings(first_batch_s, warmup_batches, passes, batch_size):
         "batch_ms": [round(s * 1000.0, 4) for s in all_batches],
         "repeats": len(passes),
         "repeat_total_wall_s": walls,
+        "repeat_model_s": [sum(p[1]) for p in passes],
+        "repeat_data_s": [sum(p[2]) for p in passes],
     }
     if len(passes) > 1:
         timings.update(stats.repeat_summary(walls))
