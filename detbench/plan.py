@@ -123,9 +123,11 @@ def run_settings(config: dict, model: str, section: str, backend: str = MXNET) -
     return picked
 
 
-def backends(config: dict) -> list[str]:
-    """``backends`` (the schema's default: MXNet only)."""
-    return list(config.get("backends", [MXNET]))
+def backends(config: dict, model: str | None = None) -> list[str]:
+    """The backends of ``model`` (``overrides.<model>.backends``), else ``backends`` (the
+    schema's default: MXNet only)."""
+    override = config.get("overrides", {}).get(model, {}).get("backends") if model else None
+    return list(override or config.get("backends", [MXNET]))
 
 
 def modes(config: dict, backend: str) -> list[str]:
@@ -268,9 +270,15 @@ def picture_device(config: dict) -> str:
     return config["detection_pictures"]["device"] or device_names(config)[0]
 
 
-def picture_backend(config: dict) -> str:
-    """The backend whose voc runs the detection pictures draw: the first of ``backends``."""
-    return backends(config)[0]
+def picture_backend(config: dict, model: str) -> str:
+    """The backend whose voc run a model's detection picture draws: the first of its backends."""
+    return backends(config, model)[0]
+
+
+def picture_run(config: dict, model: str) -> str:
+    """The voc run directory a model's detection picture draws."""
+    device, backend = picture_device(config), picture_backend(config, model)
+    return f"{results_dir(config)}/voc/{model}/{backend}/{device}"
 
 
 def picture_files(config: dict) -> list[str]:
@@ -281,7 +289,7 @@ def speed_dirs(config: dict) -> list[str]:
     return sorted(
         f"{results_dir(config)}/speed/{model}/{backend}/{device}-{mode}"
         for model in config["models"]
-        for backend in backends(config)
+        for backend in backends(config, model)
         for device in device_names(config)
         for mode in modes(config, backend)
     )
@@ -291,7 +299,7 @@ def voc_dirs(config: dict) -> list[str]:
     return sorted(
         f"{results_dir(config)}/voc/{model}/{backend}/{device}"
         for model in config["models"]
-        for backend in backends(config)
+        for backend in backends(config, model)
         for device in device_names(config)
     )
 
@@ -306,5 +314,5 @@ def backend_model_files(config: dict) -> dict[str, dict[str, str]]:
     return {
         f"{model}|{backend}": run_inputs(config, model, backend)
         for model in config["models"]
-        for backend in backends(config)
+        for backend in backends(config, model)
     }

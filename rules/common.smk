@@ -48,10 +48,16 @@ def pictures_of(wildcards):
     """The detection picture a voc run's MLflow record carries (the picture device's runs)."""
     if (wildcards.device, wildcards.backend) != (
         plan.picture_device(config),
-        plan.picture_backend(config),
+        plan.picture_backend(config, wildcards.model),
     ):
         return {}
     return {"picture": f"{REPORTS}/detections/{wildcards.model}.png"}
+
+
+def pictured_run(wildcards):
+    """The voc run a model's detection picture draws (its first backend, the picture device)."""
+    run = plan.picture_run(config, wildcards.model)
+    return {"result": f"{run}/result.json", "detections": f"{run}/detections.npz"}
 
 
 def figure_files():

@@ -92,8 +92,7 @@ rule backends_table:
 
 rule detection_pictures:
     input:
-        result=f"{RESULTS}/voc/{{model}}/{plan.picture_backend(config)}/{plan.picture_device(config)}/result.json",
-        detections=f"{RESULTS}/voc/{{model}}/{plan.picture_backend(config)}/{plan.picture_device(config)}/detections.npz",
+        unpack(pictured_run),
         dataset=rules.check_voc.output.dataset,
     output:
         picture=report(

@@ -137,13 +137,15 @@ def _exporter_versions():
 
 def convert(symbol, params, shape, onnx_path, dynamic_batch=True):
     """MXNet's converter at opset 13 (see the module docstring), then ``check_model``; writes
-    ``onnx_path``. ``dynamic_batch``: the input's batch axis is left symbolic."""
+    ``onnx_path``. ``dynamic_batch``: the input's batch, height and width are left symbolic, so
+    one export serves a model's speed runs (``speed.size``) and its voc runs (eval size) with
+    any batch."""
     import numpy as np
     import onnx
     from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
     from onnx import helper, mapping
 
-    dynamic_shapes = [(None,) + tuple(shape[1:])] if dynamic_batch else None
+    dynamic_shapes = [(None, shape[1], None, None)] if dynamic_batch else None
     graph = MXNetGraph().create_onnx_graph_proto(
         symbol,
         params,
@@ -183,7 +185,10 @@ def export_files(model, weights, onnx_path, work_dir, dynamic_batch=True):
     nms = nms_fact(symbol_json)
     convert(symbol, params, shape, onnx_path, dynamic_batch)
     return {
-        "input": {"name": INPUT_NAME, "shape": [None if dynamic_batch else 1] + list(shape[1:])},
+        "input": {
+            "name": INPUT_NAME,
+            "shape": [None, shape[1], None, None] if dynamic_batch else list(shape),
+        },
         "export_shape": list(shape),
         "outputs": output_names(symbol),
         "nms": nms,
