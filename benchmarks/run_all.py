@@ -1,6 +1,6 @@
 """``make bench``: run every measured claim in benchmarks/ and write benchmarks/RESULTS.md.
 
-Each ``benchmarks/*.py`` except this file and the GPU-only ``nvml_probe.py`` is run as a
+Each ``benchmarks/*.py`` except this file and the GPU-only probes (``*_probe.py``) is run as a
 subprocess from the repository root. Its last JSON line on stdout is its record: ``measure``,
 ``target``, ``measured``, ``pass`` and ``machine`` (older benchmarks are mapped in ``LEGACY``); a
 benchmark that prints no JSON is judged by its exit code. A benchmark passes when its record
@@ -33,7 +33,7 @@ from detbench import workspace
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "RESULTS.md"
-NOT_CLAIMS = {"run_all.py", "nvml_probe.py"}  # nvml_probe needs an NVIDIA GPU
+NOT_CLAIMS = {"run_all.py", "nvml_probe.py", "ort_gpu_probe.py"}  # probes need an NVIDIA GPU
 TIMEOUT_S = 1800
 
 
