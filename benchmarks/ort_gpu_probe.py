@@ -6,7 +6,8 @@ one JSON document: onnxruntime's available providers, the providers and graph-op
 each engine recorded, the largest output differences, and median latencies. Needs only numpy and
 onnxruntime (the engine imports no MXNet). From the repository root::
 
-    PYTHONPATH=. python3 benchmarks/ort_gpu_probe.py weights/onnx/darknet/mobilenetv2_yolov3_nano_voc
+    PYTHONPATH=. python3 benchmarks/ort_gpu_probe.py \
+        weights/onnx/darknet/mobilenetv2_yolov3_nano_voc
 
 (the export's ``.onnx`` and ``.json`` record stem). Exits 1 when the gpu0 engine cannot be
 built.
@@ -61,7 +62,9 @@ def main(argv):
     out["engines"] = {name: engine.info for name, engine in engines.items()}
     out["max_abs_difference"] = {
         key: float(np.max(np.abs(a - b)))
-        for key, a, b in zip(("ids", "scores", "boxes"), results["cpu"], results["gpu0"], strict=True)
+        for key, a, b in zip(
+            ("ids", "scores", "boxes"), results["cpu"], results["gpu0"], strict=True
+        )
     }
     out["median_ms_batch1"] = {name: median_ms(e, x[:1]) for name, e in engines.items()}
     print(json.dumps(out, indent=1, default=str))
