@@ -45,7 +45,7 @@ def _run(args) -> int:
 
 
 def _ui(args) -> int:
-    from detbench.track import DEFAULT_STORE, tracking_uri, ui_url
+    from detbench.track import DEFAULT_STORE, NO_TELEMETRY, tracking_uri, ui_url
 
     uri = tracking_uri()
     command = [
@@ -59,7 +59,7 @@ def _ui(args) -> int:
     # the experiment list's links do not: so give each experiment's runs-table link.
     for name, experiment_id in _experiments(uri):
         print(f"  {name}: {ui_url(server, experiment_id)}", flush=True)
-    return subprocess.call(command, env=dict(os.environ))
+    return subprocess.call(command, env={**NO_TELEMETRY, **os.environ})
 
 
 def _experiments(uri: str) -> list[tuple[str, str]]:

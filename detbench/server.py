@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from detbench.contract import DetbenchError
-from detbench.track import ui_url
+from detbench.track import NO_TELEMETRY, ui_url
 
 SCHEMES = ("postgresql", "postgresql+psycopg2")
 # PostgreSQL connections the server's workers may hold together, below PostgreSQL's default
@@ -222,4 +222,5 @@ def serve(store_uri: str, artifacts: str, host: str, port: int, workers: int) ->
         f"MLFLOW_TRACKING_URI={server} for every track job; runs tables at {ui_url(server)}",
         flush=True,
     )
-    return subprocess.call(command, env={**os.environ, **pool_env(workers)})
+    env = {**NO_TELEMETRY, **os.environ, **pool_env(workers)}
+    return subprocess.call(command, env=env)

@@ -50,6 +50,10 @@ RUN_FILES = {
 # A tracking server that does not answer fails a track job in seconds, not MLflow's ~250 s of
 # retries per call; the environment's own MLFLOW_HTTP_REQUEST_* settings win.
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+# MLflow's usage telemetry off (set before mlflow is imported): it phones home, and its thread
+# pops _MLFLOW_TELEMETRY_SESSION_ID from os.environ while a request copies the environment, which
+# failed a track job with KeyError '_MLFLOW_TELEMETRY_SESSION_ID' among 50 concurrent ones.
+NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 STACK = ("python", "mxnet", "gluoncv")  # the versions that make a run's software stack tag
 # The experiment's kind as MLflow 3 records it: a model-training experiment. MLflow 3.17's UI does
 # not read it (tests/test_mlflow_ui.py): its workflow type decides, see UI_QUERY.
@@ -101,11 +105,12 @@ def store_lock(uri: str):
 
 
 def mlflow_client(uri: str):
-    """An MlflowClient on ``uri`` whose HTTP retries are bounded (:data:`HTTP_LIMITS`)."""
+    """An MlflowClient on ``uri`` whose HTTP retries are bounded (:data:`HTTP_LIMITS`), with
+    MLflow's usage telemetry off (:data:`NO_TELEMETRY`); the environment's own settings win."""
+    for name, value in {**HTTP_LIMITS, **NO_TELEMETRY}.items():
+        os.environ.setdefault(name, value)
     from mlflow.tracking import MlflowClient
 
-    for name, value in HTTP_LIMITS.items():
-        os.environ.setdefault(name, value)
     return MlflowClient(tracking_uri=uri)
 
 
