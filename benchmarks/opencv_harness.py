@@ -17,8 +17,8 @@ After ``--warmup`` passes each, ``--rounds`` rounds of ``--images`` passes each,
 alternating from round to round; a round's throughput is images / wall seconds. The measure is
 the median over rounds of detbench / engine: the harness (timed loop, prefetch thread,
 per-batch clocks) costs at most 3 % (target >= 0.97). detbench / bare is printed too: it adds
-the decoding and NMS that a raw forward pass leaves out. Prints the medians, the ratio and a last line of
-JSON for run_all.py.
+the decoding and NMS that a raw forward pass leaves out. Prints the medians, the ratios and a
+last line of JSON for run_all.py.
 
     python benchmarks/opencv_harness.py [--rounds 10] [--images 20] [--threads N]
 """
