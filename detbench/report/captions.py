@@ -5,7 +5,7 @@ from __future__ import annotations
 _SYNC = "MXNet outputs synchronised before each clock read"
 _SPEED = (
     "the batch-1 speed run: the post-warm-up loop over the sampled test images resized to "
-    f"512x512, data loading plus model time, wall clock, {_SYNC}"
+    f"512x512 and decoded before the timed passes (decoding is timed apart), wall clock, {_SYNC}"
 )
 _VOC = "the voc run over the VOC2007 test set (batch 8, each model's own GluonCV eval transform)"
 _FAILED = "Failed runs are hatched grey placeholders annotated with their error."
