@@ -4,18 +4,17 @@ In one process, on the same model, the same images and the same threads (``OMP_N
 the runner sets it, before mxnet loads):
 
 - **runner**: a speed run's measured pass exactly as ``run.execute`` times it
-  (``loop.timed_pass``: the prefetch thread decoding each photo and applying the model's speed
-  transform, ``loop.forward`` with ``wait_to_read()`` on every output, per-batch clocks), on the
+  (``loop.timed_pass`` over the sample that ``run.preloaded`` decoded and transformed with the
+  model's speed transform, ``loop.forward`` with ``wait_to_read()`` on every output, per-batch clocks), on the
   engine ``engines.build`` makes from the spec (see ``benchmarks/_speedrun.py``);
 - **bare**: the same model built from the same weights and hybridized as the runner's hybrid
   mode, called ``net(x)`` on the same inputs decoded beforehand, ``wait_to_read()`` per output.
 
 Both warm up, then ``--rounds`` rounds run one pass of each, the order alternating. Prints the
 images/s of each pass and the median of the per-round ratios runner / bare (the measure; the
-decoding the runner does and the bare loop does not is part of what it costs); exits 1 below
+runner's prefetch thread, per-batch clocks and output syncs are what it costs); exits 1 below
 ``--target`` (0.97). Also printed: the runner's model-only throughput (images over the sum of its
-per-batch model clocks, as ``model_images_per_s`` in result.json) over the bare loop's, which
-separates what decoding beside the model costs from what the timing itself costs.
+per-batch model clocks, as ``model_images_per_s`` in result.json) over the bare loop's.
 
     python benchmarks/harness_overhead.py [--model M] [--images 48] [--rounds 7]
 """
@@ -66,8 +65,9 @@ def main(argv=None) -> int:
     print(f"runner model time only (per-batch clocks, no decoding) / bare: {model_ratio}")
     measured = ratio["median_ratio"]
     return emit({
-        "measure": f"runner's batch-1 speed-run pass (loop.timed_pass: prefetch decode + "
-        f"transform, synced per batch) / bare hybridized net(x) loop on pre-decoded inputs, "
+        "measure": f"runner's batch-1 speed-run pass (loop.timed_pass on the sample decoded "
+        f"before the passes, synced per batch) / bare hybridized net(x) loop on the same "
+        f"inputs, "
         f"images/s, {args.model}, same process/threads/images, alternating rounds, median of "
         f"per-round ratios",
         "target": f">= {args.target}",
