@@ -1,12 +1,13 @@
 """A batch-1 speed run as the runner makes it, for the benchmarks that time the harness itself.
 
-:class:`SpeedRun` builds the model through the runner's own path (``engines.build`` on a spec
-whose weights entry is sha256-checked by ``nets.build_from_weights``, hybridized with static
-shapes in ``hybrid`` mode), loads images with the runner's reader and the model's speed-run
-transform (``loop.load_batch``), once, before the passes (``run.preloaded``), and times a pass
-with ``loop.timed_pass``, exactly as ``run.execute`` does for each repeat of a speed run. The
-images are the demo's real photos (``detbench.data.photos``, built once under ``data/bench/``), drawn with the workflow's seeded
-``sample_speed_images``; a pass longer than the 24 photos cycles through them again.
+:class:`SpeedRun` builds the model through the runner's own path (``engines.build`` on a spec whose
+weights entry is sha256-checked by ``nets.build_from_weights``, hybridized with static shapes in
+``hybrid`` mode), loads images with the runner's reader and the model's speed-run transform
+(``loop.load_batch``), once, before the passes (``run.preloaded``), and times a pass with
+``loop.timed_pass``, exactly as ``run.execute`` does for each repeat of a speed run. The images are
+the demo's real photos (``detbench.data.photos``, built once under ``data/bench/``), drawn with the
+workflow's seeded ``sample_speed_images``; a pass longer than the 24 photos cycles through them
+again.
 
 Models: a darknet model runs on its shipped ``.cfg``/``.weights`` (real weights); a GluonCV model
 on seeded untrained weights saved to a temporary ``.params`` (as the demo's ``untrained`` source).

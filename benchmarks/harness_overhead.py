@@ -3,10 +3,10 @@
 In one process, on the same model, the same images and the same threads (``OMP_NUM_THREADS`` as
 the runner sets it, before mxnet loads):
 
-- **runner**: a speed run's measured pass exactly as ``run.execute`` times it
-  (``loop.timed_pass`` over the sample that ``run.preloaded`` decoded and transformed with the
-  model's speed transform, ``loop.forward`` with ``wait_to_read()`` on every output, per-batch clocks), on the
-  engine ``engines.build`` makes from the spec (see ``benchmarks/_speedrun.py``);
+- **runner**: a speed run's measured pass exactly as ``run.execute`` times it (``loop.timed_pass``
+  over the sample that ``run.preloaded`` decoded and transformed with the model's speed transform,
+  ``loop.forward`` with ``wait_to_read()`` on every output, per-batch clocks), on the engine
+  ``engines.build`` makes from the spec (see ``benchmarks/_speedrun.py``);
 - **bare**: the same model built from the same weights and hybridized as the runner's hybrid
   mode, called ``net(x)`` on the same inputs decoded beforehand, ``wait_to_read()`` per output.
 
