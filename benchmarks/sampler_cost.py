@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--images", type=int, default=96, help="images per pass (photos cycled)")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--interval", type=float, default=0.5, help="sampler interval (s)")
     parser.add_argument("--backend", default="auto", help="sampler backend (the runner: auto)")
     parser.add_argument("--target", type=float, default=0.99)
