@@ -9,7 +9,7 @@ stopped after it, as ``run.run_spec`` does) and once without. After a warm-up, `
 rounds run one pass of each, the order alternating. Prints the images/s of each pass and the
 median of per-round ratios on / off; exits 1 below ``--target`` (0.99).
 
-    python benchmarks/sampler_cost.py [--model M] [--images 96] [--rounds 7] [--interval 0.5]
+    python benchmarks/sampler_cost.py [--model M] [--images 96] [--rounds 15] [--interval 0.5]
 """
 
 from __future__ import annotations
