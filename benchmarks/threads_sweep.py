@@ -56,9 +56,11 @@ def run_child(setting: str, args) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None) -> int:
-    from _speedrun import DEFAULT_MODEL
+DEFAULT_MODEL = "mobilenetv2_yolov3_nano_voc"  # _speedrun's; importing it here would load
+# mxnet before a child's configure_threads, so the default child would run MXNet's own default
 
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--images", type=int, default=48, help="images per pass (photos cycled)")
