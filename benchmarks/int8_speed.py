@@ -12,10 +12,11 @@ process (``benchmarks/_speedrun.py``):
   (``hybridize(backend="MKLDNN")``: convolution + batch norm + ReLU fused, as the INT8 graph's
   FP32 parts are), which splits the INT8 speed-up into what fusion gives and what INT8 gives.
 
-Inputs are the demo's photos through the model's speed transform (512x512), loaded by the
-runner's prefetch loop; each of ``--rounds`` rounds runs one ``loop.timed_pass`` of every net over
-``--images`` photos, the order alternating; latencies are the per-image model times
-(``wait_to_read()`` on every output), pooled over rounds. Also counted, from the same nets with
+Inputs are the demo's photos through the model's speed transform (512x512), decoded before the
+pass as a speed run does; each of ``--rounds`` rounds runs one ``loop.timed_pass`` of every net
+over ``--images`` photos, each net in a fresh process (as the demo's runs are: beside a built
+FP32 net in one process, MXNet ran the INT8 graph about 2.7x slower), the order alternating;
+latencies are the per-image model times (``wait_to_read()`` on every output), pooled over rounds. Also counted, from the same nets with
 NMS switched off: the (anchor, class) rows above GluonCV's 0.01 score threshold that enter
 ``box_nms`` (the NMS load, which untrained weights could make differ between FP32 and INT8),
 for photos and for random-noise images.
@@ -29,8 +30,10 @@ below ``--min-ratio`` (1.2).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 
@@ -72,36 +75,61 @@ def nms_rows(fp32: dict, calib, inputs: dict) -> dict:
     return rows
 
 
+def child(name: str, entry_path: str, images: int) -> int:
+    """One net alone in this process: warm up, one timed pass; prints its batch seconds."""
+    entry = json.loads(open(entry_path).read())
+    run = SpeedRun(MODEL, images, weights=entry)
+    if name == "fp32_fused":
+        fused = nets.build_from_weights(MODEL, mx.cpu(), entry)
+        fused.hybridize(backend="MKLDNN", static_alloc=True, static_shape=True)
+        loop.timed_pass(fused, run.batches, run.load)
+        seconds = loop.timed_pass(fused, run.batches, run.load)[1]
+    else:
+        run.warm_up()
+        seconds = run.batch_seconds()
+    run.close()
+    print(json.dumps(seconds))
+    return 0
+
+
+def child_seconds(name: str, entry: dict, images: int, tmp: str) -> list[float]:
+    """Per-image model seconds of ``name`` measured in a fresh process. In one process beside a
+    built FP32 net, MXNet ran the INT8 graph about 2.7x slower (80 vs 30 ms, same weights and
+    loop), so nets are never timed side by side in one process."""
+    path = os.path.join(tmp, f"{name}.json")
+    with open(path, "w") as handle:
+        json.dump(entry, handle)
+    command = [sys.executable, os.path.abspath(__file__), "--child", name, "--entry", path,
+               "--images", str(images)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
+        raise SystemExit(f"{name}: child failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=16, help="photos per pass (cycled)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calib", type=int, default=8, help="calibration photos")
     parser.add_argument("--min-ratio", type=float, default=1.2)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--entry", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child, args.entry, args.images)
     where = machine()
     devkit = photo_devkit()
     calib_ids = sample_speed_images(read_split(devkit), args.calib, 0)
     with tempfile.TemporaryDirectory(prefix="detbench-int8-") as tmp:
         fp32 = weights_entry(MODEL, tmp)
         int8 = int8_entry(fp32, devkit, calib_ids, tmp)
-        runs = {"fp32": SpeedRun(MODEL, args.images, weights=fp32),
-                "int8": SpeedRun(MODEL, args.images, weights=int8)}  # fmt: skip
-        fused = nets.build_from_weights(MODEL, mx.cpu(), fp32)
-        fused.hybridize(backend="MKLDNN", static_alloc=True, static_shape=True)
-        fp32_run = runs["fp32"]
-        passes = {
-            "fp32": fp32_run.batch_seconds,
-            "int8": runs["int8"].batch_seconds,
-            "fp32_fused": lambda: loop.timed_pass(fused, fp32_run.batches, fp32_run.load)[1],
-        }
-        for run in runs.values():
-            run.warm_up()
-        passes["fp32_fused"]()
-        seconds = {name: [] for name in passes}
-        for i in range(args.rounds):
-            for name in list(passes) if i % 2 == 0 else list(reversed(passes)):
-                seconds[name] += passes[name]()
+        entries = {"fp32": fp32, "int8": int8, "fp32_fused": fp32}
+        seconds = {name: [] for name in entries}
+        for i in range(args.rounds):  # each net in its own process, as the demo's runs are
+            for name in list(entries) if i % 2 == 0 else list(reversed(entries)):
+                seconds[name] += child_seconds(name, entries[name], args.images, tmp)
         transform = nets.ResizeTransform(512, 512)
         read = image_reader(devkit)
         photo = transform(read(calib_ids[0]))[0].expand_dims(0)
@@ -109,8 +137,6 @@ def main(argv=None) -> int:
         noise = transform(mx.nd.array(noise, dtype="uint8"))[0].expand_dims(0)
         calib = quantize.calibration_batch(MODEL, [read(i) for i in calib_ids], 512)
         rows = nms_rows(fp32, calib, {"photo": photo, "noise": noise})
-        for run in runs.values():
-            run.close()
     ms = {}
     for name, values in seconds.items():
         ms[name] = {q: round(stats.percentile([1000 * v for v in values], p), 2)
