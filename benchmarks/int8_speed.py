@@ -18,8 +18,8 @@ over ``--images`` photos, each net in a fresh process (as the demo's runs are: b
 FP32 net in one process, MXNet ran the INT8 graph about 2.7x slower), the order alternating;
 latencies are the per-image model times (``wait_to_read()`` on every output), pooled over rounds.
 Also counted, from the same nets with NMS switched off: the (anchor, class) rows above GluonCV's
-0.01 score threshold that enter ``box_nms`` (the NMS load, which untrained weights could make differ between FP32 and INT8),
-for photos and for random-noise images.
+0.01 score threshold that enter ``box_nms`` (the NMS load, which untrained weights could make differ
+between FP32 and INT8), for photos and for random-noise images.
 
 Prints medians, p10-p90, the speed-ups and a last line of JSON; exits 1 when INT8 / FP32 is
 below ``--min-ratio`` (1.2).
