@@ -4,8 +4,8 @@ For each demo model (``ssd_512_mobilenet1.0_voc`` and ``yolo3_mobilenet1.0_voc``
 weights (the runner's seeded weights, fresh BatchNorm statistics); the trained darknet
 ``mobilenetv2_yolov3_nano_voc`` from models/), here: the export
 (:func:`detbench.runner.onnx_export.export`, timed), then the runner's two engines built from the
-same weights, each in its own process (as runs are; side by side in one process MXNet ran the
-Nano at 68 ms instead of 26 ms), the processes alternating over ``--rounds``: MXNet hybridized with
+same weights, each in its own process (as runs are; measured side by side in one process, MXNet's
+Nano took 68 ms, in a speed run's own process 26 ms), the processes alternating over ``--rounds``: MXNet hybridized with
 ``static_alloc``/``static_shape`` and the eval NMS (the runner's hybrid mode) and ONNX Runtime on
 the CPU execution provider (graph optimisation as the engine chooses it), both with
 ``OMP_NUM_THREADS`` / ``intra_op_num_threads`` set to the same thread count. Both get the same
@@ -98,8 +98,8 @@ def child(args) -> int:
 
 
 def child_run(backend: str, model: str, paths: dict, args) -> dict:
-    """A fresh process per engine: in one process beside an ONNX Runtime session (whose
-    threads spin after each run) MXNet ran the Nano at about 68 ms instead of 26 ms."""
+    """A fresh process per engine, as the runner runs each model: measured in one process
+    beside an ONNX Runtime session, MXNet's Nano took about 68 ms, in a speed run 26 ms."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", backend, "--model", model,
                "--entry", paths["entry"], "--onnx", paths["onnx"], "--record", paths["record"],
                "--iters", str(args.iters), "--warmup", str(args.warmup)]  # fmt: skip
