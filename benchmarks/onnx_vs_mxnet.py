@@ -5,10 +5,10 @@ weights (the runner's seeded weights, fresh BatchNorm statistics); the trained d
 ``mobilenetv2_yolov3_nano_voc`` from models/), here: the export
 (:func:`detbench.runner.onnx_export.export`, timed), then the runner's two engines built from the
 same weights, each in its own process (as runs are; measured side by side in one process, MXNet's
-Nano took 68 ms, in a speed run's own process 26 ms), the processes alternating over ``--rounds``: MXNet hybridized with
-``static_alloc``/``static_shape`` and the eval NMS (the runner's hybrid mode) and ONNX Runtime on
-the CPU execution provider (graph optimisation as the engine chooses it), both with
-``OMP_NUM_THREADS`` / ``intra_op_num_threads`` set to the same thread count. Both get the same
+Nano took 68 ms, in a speed run's own process 26 ms), the processes alternating over ``--rounds``:
+MXNet hybridized with ``static_alloc``/``static_shape`` and the eval NMS (the runner's hybrid mode)
+and ONNX Runtime on the CPU execution provider (graph optimisation as the engine chooses it), both
+with ``OMP_NUM_THREADS`` / ``intra_op_num_threads`` set to the same thread count. Both get the same
 input, the portrait photograph through the model's own eval transform, at batch 1; a pass ends when
 every output is on the host (MXNet ``wait_to_read``). Each process warms up ``--warmup`` passes,
 then times ``--iters``; medians over all.
