@@ -15,7 +15,7 @@ from helpers import REPO, copy_workflow, snakemake
 
 SEED_PYTHON = Path(os.environ.get("DETBENCH_SEED_PYTHON", REPO / ".venv36/bin/python"))
 MODEL = "mobilenetv2_yolov3_nano_voc"
-VOC_RUN = f"voc/{MODEL}/cpu"
+VOC_RUN = f"voc/{MODEL}/mxnet/cpu"
 
 
 def config(name: str, python: str | None) -> dict:
