@@ -162,11 +162,13 @@ def _reset_batchnorm_statistics(net):
     """Running mean 0 and variance 1, as a fresh BatchNorm has them. GluonCV's SSD feature
     expander draws its running variances from the global initialiser, so some are negative:
     MXNet still computes numbers, but an ONNX export of the same weights gives NaN."""
+    import mxnet as mx
+
     for name, param in net.collect_params().items():
         if name.endswith(("running_var", "moving_var")):
-            param.set_data(param.data().ones_like())
+            param.set_data(mx.nd.ones_like(param.data()))
         elif name.endswith(("running_mean", "moving_mean")):
-            param.set_data(param.data().zeros_like())
+            param.set_data(mx.nd.zeros_like(param.data()))
 
 
 def import_symbol(symbol_path, params_path, ctx):
