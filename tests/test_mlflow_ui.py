@@ -36,8 +36,11 @@ def mlflow_ui(tmp_path_factory):
     server on it: (server URL, experiment id, the run names)."""
     root = tmp_path_factory.mktemp("mlflow-ui")
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)  # the default store, mlruns/mlflow.db, as `make demo` leaves it
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.chdir(root)
+        # The store as `make demo` leaves it (mlruns/mlflow.db), named absolutely: MLflow caches
+        # one database engine per URI in a process, so the default relative URI would reach an
+        # earlier test's store.
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlruns/mlflow.db")
         record = track.ensure_experiment("ui", root / "mlflow_experiment.json")
         for device in ("nano00", "nano01"):
             run_dir = make_run(root, device)
