@@ -20,3 +20,19 @@ def detections(ids: list[str], rows: list[tuple]) -> Detections:
         scores=np.array([r[2] for r in rows], dtype=np.float32),
         boxes=np.array([r[3] for r in rows], dtype=np.float32).reshape(-1, 4),
     )
+
+
+def match(reference: np.ndarray, candidates: np.ndarray) -> tuple[float, float, int]:
+    """For each reference row the closest candidate of its class: (max box-edge difference in
+    pixels, max score difference, number of reference rows without a candidate of the class)."""
+    edge = score = 0.0
+    missing = 0
+    for row in reference:
+        same = candidates[candidates[:, 0] == row[0]]
+        if not len(same):
+            missing += 1
+            continue
+        edges = np.abs(same[:, 2:] - row[2:]).max(axis=1)
+        best = np.argmin(edges + np.abs(same[:, 1] - row[1]))
+        edge, score = max(edge, edges[best]), max(score, abs(same[best, 1] - row[1]))
+    return edge, score, missing

@@ -18,6 +18,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
+from helpers import match
 
 from detbench.data.photos import make_photo_voc
 from detbench.runner import darknet
@@ -319,22 +320,6 @@ def opencv_detect(cv_net, tensor: mx.nd.NDArray, shape: tuple[int, int], floor: 
             box = np.clip(corners[i] * [width, height, width, height], 0, [width, height] * 2)
             rows.append([cls, scores[i], *box])
     return np.array(rows).reshape(-1, 6)
-
-
-def match(reference: np.ndarray, candidates: np.ndarray) -> tuple[float, float, int]:
-    """For each reference row the closest candidate of its class: (max box-edge difference in
-    pixels, max score difference, number of reference rows without a candidate of the class)."""
-    edge = score = 0.0
-    missing = 0
-    for row in reference:
-        same = candidates[candidates[:, 0] == row[0]]
-        if not len(same):
-            missing += 1
-            continue
-        edges = np.abs(same[:, 2:] - row[2:]).max(axis=1)
-        best = np.argmin(edges + np.abs(same[:, 1] - row[1]))
-        edge, score = max(edge, edges[best]), max(score, abs(same[best, 1] - row[1]))
-    return edge, score, missing
 
 
 def test_opencv_oracle_on_photographs(nano, photos):

@@ -18,6 +18,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
+from helpers import match
 
 from detbench.data.photos import make_photo_voc
 from detbench.evaluate import evaluate_files
@@ -98,22 +99,6 @@ def engine_output(array):
     return array.asnumpy() if hasattr(array, "asnumpy") else array
 
 
-def closest(reference: np.ndarray, candidates: np.ndarray) -> tuple[float, float, int]:
-    """For each reference row the closest candidate of its class: (max box-edge difference,
-    max score difference, reference rows with no candidate of the class)."""
-    edge = score = 0.0
-    missing = 0
-    for row in reference:
-        same = candidates[candidates[:, 0] == row[0]]
-        if not len(same):
-            missing += 1
-            continue
-        edges = np.abs(same[:, 2:] - row[2:]).max(axis=1)
-        best = np.argmin(edges + np.abs(same[:, 1] - row[1]))
-        edge, score = max(edge, edges[best]), max(score, abs(same[best, 1] - row[1]))
-    return edge, score, missing
-
-
 @pytest.fixture(scope="module")
 def opencv_engine():
     spec = {"kind": "voc", "model": MODEL, "device": "cpu", "threads": 2}
@@ -164,7 +149,7 @@ def test_detections_match_the_runner_mxnet_model_both_ways(photo_detections):
         ours, theirs = ours.copy(), theirs.copy()
         ours[:, 2:], theirs[:, 2:] = unwarp(ours[:, 2:]), unwarp(theirs[:, 2:])
         for a, b in ((ours, theirs), (theirs, ours)):
-            edge, score, missing = closest(a[a[:, 1] > 0.05], b)
+            edge, score, missing = match(a[a[:, 1] > 0.05], b)
             assert missing == 0 and edge <= EDGE_PX and score <= SCORE, (path, edge, score)
         compared += int((ours[:, 1] > 0.05).sum())
         classes.update(ours[ours[:, 1] > 0.3, 0].astype(int).tolist())
