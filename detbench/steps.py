@@ -288,6 +288,16 @@ def backends_table(summary: str, model_files: dict, out_csv: str, out_png: str, 
         draw_backends(write_backends(summary, model_files, out_csv), out_png)
 
 
+def modes_table(summary: str, out_csv: str, log: str) -> None:
+    """``modes.csv``: imperative vs hybrid per model and device, against the passes' spread."""
+    from detbench.report.modes import write_modes
+
+    with logging_to(log):
+        table = write_modes(summary, out_csv)
+        for row in table.to_dict("records"):
+            print(f"{row['model']} {row['device']}: {row['verdict']}")
+
+
 def export_onnx(
     model: str, python: str | None, params: str, sidecar: str, onnx: str, record: str, log: str
 ) -> None:

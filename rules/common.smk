@@ -39,6 +39,7 @@ def all_targets():
         *(f"{run}/mlflow.json" for run in plan.run_dirs(config)),
         f"{REPORTS}/summary.csv",
         f"{REPORTS}/backends.csv",
+        f"{REPORTS}/modes.csv",
         *figure_files(),
         *plan.picture_files(config),
     ]

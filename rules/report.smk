@@ -90,6 +90,29 @@ rule backends_table:
         "../scripts/backends_table.py"
 
 
+rule modes_table:
+    input:
+        summary=rules.aggregate.output.summary,
+    output:
+        table=report(
+            f"{REPORTS}/modes.csv",
+            caption="../report/modes.rst",
+            category="Speed",
+            labels={
+                "figure": "Imperative vs hybrid against the noise (modes.csv)",
+                "runs": "speed",
+            },
+        ),
+    log:
+        f"{LOGS}/modes_table.log",
+    conda:
+        ENV
+    message:
+        "Table of imperative vs hybrid against the pass-to-pass noise"
+    script:
+        "../scripts/modes_table.py"
+
+
 rule detection_pictures:
     input:
         unpack(pictured_run),

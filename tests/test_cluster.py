@@ -37,7 +37,7 @@ nohup bash "$jobscript" > "$jobscript.out" 2>&1 &
 echo "$!"
 """
 DEVICE_FREE = {"evaluate", "mlflow_experiment", "track_speed", "track_voc", "aggregate", "plots",
-               "detection_pictures", "backends_table"}  # fmt: skip
+               "detection_pictures", "backends_table", "modes_table"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -258,6 +258,7 @@ def test_report_from_mlflow_equals_the_report_from_the_run_dirs(workflow_on_serv
     assert theirs["run_dir"].str.startswith("elsewhere/runs/").all()
     columns = [c for c in COLUMNS if c != "run_dir"]
     pd.testing.assert_frame_equal(ours[columns], theirs[columns])
+    assert (local / "modes.csv").read_text() == (remote / "modes.csv").read_text()
     for key in FIGURES:
         mine = (local / "figures" / f"{key}.png").read_bytes()
         assert mine == (remote / "figures" / f"{key}.png").read_bytes(), key

@@ -27,9 +27,10 @@ TINY = {
 }
 
 
-BACKENDS_TABLE = {
+REPORT_TABLES = {
     ("backends_table", "reports/tiny/backends.csv"),
     ("backends_table", "reports/tiny/figures/backends.png"),
+    ("modes_table", "reports/tiny/modes.csv"),
 }
 
 
@@ -58,6 +59,19 @@ def test_summary_has_one_row_per_run_with_failed_gpu(workflow):
     assert (cpu.images_per_s > 0).all() and (cpu.latency_p50_ms > 0).all()
     voc = cpu[cpu.kind == "voc"]
     assert voc.mAP.between(0, 1).all()
+
+
+def test_modes_table_compares_the_modes_of_each_model_and_device(workflow):
+    """One pass per mode (no speed.repeats): a speed-up but no verdict on the noise; the
+    absent GPU's runs failed, which the row says."""
+    modes = pd.read_csv(workflow / "reports/tiny/modes.csv")
+    assert sorted(zip(modes.model, modes.device, strict=True)) == [
+        (model, device) for model in MODELS for device in ("cpu", "gpu0")
+    ]
+    cpu, gpu = modes[modes.device == "cpu"], modes[modes.device == "gpu0"]
+    assert (cpu.verdict == "one_pass").all() and (cpu.speedup > 0).all()
+    assert (cpu.repeats == 1).all() and (cpu.imperative_min_s == cpu.imperative_max_s).all()
+    assert (gpu.verdict == "failed").all() and gpu.error.str.contains("no GPU 0").all()
 
 
 def test_map_json_has_metric_fields(workflow):
@@ -141,7 +155,7 @@ def test_one_model_change_reruns_that_model_and_the_report_only(workflow):
     from detbench.report.captions import FIGURES
 
     expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
-    expected |= BACKENDS_TABLE
+    expected |= REPORT_TABLES
     expected.add(("detection_pictures", f"reports/tiny/detections/{MODELS[1]}.png"))
     assert pending == expected
 
@@ -156,7 +170,7 @@ def test_changing_the_metric_reruns_evaluate_and_what_depends_on_it_only(workflo
 
     expected = {("aggregate", "reports/tiny/summary.csv")}
     expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
-    expected |= BACKENDS_TABLE
+    expected |= REPORT_TABLES
     for model in MODELS:
         for device in ("cpu", "gpu0"):
             run = f"results/tiny/voc/{model}/mxnet/{device}"
@@ -172,7 +186,7 @@ def test_adding_a_backend_runs_that_backend_only(workflow):
     pending = pending_outputs(workflow, "backends.yaml")
     from detbench.report.captions import FIGURES
 
-    expected = {("aggregate", "reports/tiny/summary.csv")} | BACKENDS_TABLE
+    expected = {("aggregate", "reports/tiny/summary.csv")} | REPORT_TABLES
     expected |= {("plots", f"reports/tiny/figures/{key}.png") for key in FIGURES}
     for model in MODELS:
         stem = f"weights/onnx/untrained/{model}"

@@ -9,6 +9,7 @@ source and the untrained flag are always filled.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -180,3 +181,12 @@ def read_summary(path: Path | str) -> pd.DataFrame:
         raise ReportError(f"{path}: expected the summary.csv columns, missing {missing}")
     frame["untrained"] = frame["untrained"].astype(str).str.lower().eq("true")
     return frame
+
+
+def number(value) -> float | None:
+    """A summary cell as a float; None for an empty cell, NaN or text."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value

@@ -13,7 +13,6 @@ failed; its record says why), ``export_ok_run_failed`` (the model file was ready
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +20,7 @@ import pandas as pd
 from detbench import zoo
 from detbench.contract import MXNET, RESULT
 from detbench.files import write_text_atomic
+from detbench.report.aggregate import number as _number
 from detbench.report.aggregate import read_summary
 
 COLUMNS = ["model", "backend", "precision", "status", "size_mb", "mAP", "latency_p50_ms", "fps",
@@ -53,14 +53,6 @@ def _engine(run_dir: str | float, root: Path) -> str | None:
     info = json.loads(path.read_text()).get("backend") or {}
     picked = {k: v for k, v in sorted(info.items()) if k != "name" and v not in (None, "", [])}
     return json.dumps(picked, sort_keys=True) if picked else None
-
-
-def _number(value) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
 
 
 def _speed_run(runs: pd.DataFrame, backend: str) -> dict | None:

@@ -10,14 +10,19 @@ _SPEED = (
 _VOC = "the voc run over the VOC2007 test set (batch 8, each model's own GluonCV eval transform)"
 _FAILED = "Failed runs are hatched grey placeholders annotated with their error."
 _SPREAD = "A black error bar spans the fastest to the slowest pass when speed.repeats > 1."
+_VERDICT = (
+    "Under each model: hybridizing's speed-up (imperative median pass / hybrid median pass) and "
+    "whether every pass of one mode beat every pass of the other ('every pass': outside the "
+    "pass-to-pass noise) or their ranges overlap ('within noise'), as in modes.csv."
+)
 _WEIGHTS = "The title says when the weights were untrained (then mAP means nothing)."
 FIGURES: dict[str, str] = {
     "speed_modes_gpu": f"Imperative vs hybridized (hybridize()) execution on GPU: total wall time "
     f"of {_SPEED}; one bar per model and mode (the median pass), lower is better. {_SPREAD} "
-    f"{_FAILED} {_WEIGHTS}",
+    f"{_VERDICT} {_FAILED} {_WEIGHTS}",
     "speed_modes_cpu": f"Imperative vs hybridized (hybridize()) execution on CPU: total wall time "
     f"of {_SPEED}; one bar per model and mode (the median pass), lower is better. {_SPREAD} "
-    f"{_FAILED} {_WEIGHTS}",
+    f"{_VERDICT} {_FAILED} {_WEIGHTS}",
     "speed_cpu_vs_gpu": f"CPU vs GPU: total wall time of {_SPEED}; one panel per execution mode, "
     f"lower is better. {_SPREAD} {_FAILED} {_WEIGHTS}",
     "voc_total_time": f"Total wall time of {_VOC}, after warm-up batches, data loading and "

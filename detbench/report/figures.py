@@ -30,6 +30,7 @@ from detbench.contract import MXNET
 from detbench.data.voc import VOC_CLASSES
 from detbench.report.aggregate import AP_COLUMNS, read_summary
 from detbench.report.captions import FIGURES
+from detbench.report.modes import mode_rows, verdict_note
 
 DPI = 120
 
@@ -145,11 +146,17 @@ def _notes(runs: pd.DataFrame, missing: str) -> list[str]:
     ]
 
 
-def _bar(ax, pos, width, value, color) -> None:
-    ax.bar_label(ax.bar(pos, value, width, color=color), fmt="%.3g", fontsize=8, padding=2)
+def _bar(ax, pos, width, value, color, label_at=None) -> None:
+    """A bar labelled with its value, above ``label_at`` (the top of its error bar) if given."""
+    bars = ax.bar(pos, value, width, color=color)
+    if label_at is None:
+        ax.bar_label(bars, fmt="%.3g", fontsize=8, padding=2)
+    else:
+        ax.annotate(f"{value:.3g}", (pos, label_at), xytext=(0, 2), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=8)  # fmt: skip
 
 
-def _box(ax, pos, width, values, color) -> None:
+def _box(ax, pos, width, values, color, label_at=None) -> None:
     ax.boxplot(
         values,
         positions=[pos],
@@ -175,10 +182,11 @@ def _spread(ax, pos, rec, value, columns) -> int:
     return int(repeats)
 
 
-def _grouped(ax, runs, *, x, hue, value, draw, missing, spread=None) -> None:
+def _grouped(ax, runs, *, x, hue, value, draw, missing, spread=None, group_notes=None) -> None:
     """Grouped marks (``draw``: bars or boxes) per ``x`` and ``hue``; a failed run is a hatched
     placeholder annotated with its error, an ok run without a value says ``missing``.
-    ``spread``: (min, max) columns drawn as an error bar on runs with several repeats."""
+    ``spread``: (min, max) columns drawn as an error bar on runs with several repeats;
+    ``group_notes``: x value -> a note printed above its group."""
     xs, hues = _order(runs[x]), _order(runs[hue])
     width = 0.8 / len(hues)
     colors = dict(zip(hues, sns.color_palette(n_colors=len(hues)), strict=True))
@@ -194,9 +202,11 @@ def _grouped(ax, runs, *, x, hue, value, draw, missing, spread=None) -> None:
         elif not _present(rec[value]):
             note = missing
         else:
-            draw(ax, pos, width * 0.9, rec[value], colors[str(rec[hue])])
+            drawn = _spread(ax, pos, rec, value, spread) if spread else 0
+            top = rec[spread[1]] if drawn else None
+            draw(ax, pos, width * 0.9, rec[value], colors[str(rec[hue])], label_at=top)
             shown.add(str(rec[hue]))
-            repeats.add(_spread(ax, pos, rec, value, spread) if spread else 0)
+            repeats.add(drawn)
         if note:
             ax.text(
                 pos,
@@ -212,6 +222,12 @@ def _grouped(ax, runs, *, x, hue, value, draw, missing, spread=None) -> None:
     ax.set_xticks(range(len(xs)), xs, rotation=12, ha="right")
     ax.set_xlim(-0.5, len(xs) - 0.5)
     ax.margins(y=0.12)
+    notes = {xs.index(k): v for k, v in (group_notes or {}).items() if k in xs}
+    if notes:
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.3)
+    for i, text in notes.items():
+        ax.text(i, 0.98, textwrap.fill(text, 16), ha="center", va="top", fontsize=7.5,
+                color="0.15", transform=along)  # fmt: skip
     if not shown - {"failed run"}:
         ax.set(ylim=(0, 1), yticklabels=[])
     handles = [Patch(color=colors[h], label=h) for h in hues if h in shown]
@@ -238,6 +254,7 @@ def _grouped_figure(
     about_map=False,
     sharey=True,
     spread=None,
+    group_notes=None,
 ) -> Figure:
     panels = _order(runs[panel]) if panel and not runs.empty else [None]
     fig, axes = _figure(ncols=len(panels), size=(4.5 + 4.5 * len(panels), 4.8), sharey=sharey)
@@ -246,7 +263,8 @@ def _grouped_figure(
         if sub.empty:
             _note(ax, "no runs")
         else:
-            _grouped(ax, sub, x=x, hue=hue, value=value, draw=draw, missing=missing, spread=spread)
+            _grouped(ax, sub, x=x, hue=hue, value=value, draw=draw, missing=missing, spread=spread,
+                     group_notes=group_notes)  # fmt: skip
         ax.set(ylabel=ylabel, xlabel=xlabel, title=f"{panel}: {name}" if name else "")
     _title(fig, title, runs, about_map)
     return fig
@@ -259,12 +277,24 @@ def _kind(summary: pd.DataFrame, kind: str) -> pd.DataFrame:
 _WALL_SPREAD = ("total_wall_s_min", "total_wall_s_max")
 
 
+def _mode_verdicts(runs: pd.DataFrame) -> dict[str, str]:
+    """x label (``run``) -> its model's imperative-vs-hybrid verdict (as in modes.csv)."""
+    table = mode_rows(runs)
+    notes = {(r["model"], r["device"]): verdict_note(r) for r in table.to_dict("records")}
+    return {
+        run: notes[(model, device)]
+        for run, model, device in zip(runs["run"], runs["model"], runs["device"], strict=True)
+        if (model, device) in notes
+    }
+
+
 def _speed_modes(on_gpu: bool) -> Callable[[pd.DataFrame, Path], Figure]:
     def build(summary: pd.DataFrame, root: Path) -> Figure:
         runs = _kind(summary, "speed")
         runs = runs[(runs["device"] != "cpu") == on_gpu].copy()
         several = runs["device"].nunique() > 1
         runs["run"] = runs["model"] + (" · " + runs["device"] if several else "")
+        verdicts = _mode_verdicts(runs) if not runs.empty else {}
         where = "GPU" if on_gpu else "CPU"
         return _grouped_figure(
             runs,
@@ -274,6 +304,7 @@ def _speed_modes(on_gpu: bool) -> Callable[[pd.DataFrame, Path], Figure]:
             hue="mode",
             x="run",
             spread=_WALL_SPREAD,
+            group_notes=verdicts,
         )
 
     return build

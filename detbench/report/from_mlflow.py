@@ -3,9 +3,10 @@
 Every current run of the experiment (not superseded, terminated) has its run files downloaded
 from MLflow into ``DIR/runs/<kind>/<model>/<backend>/<device id>-<mode>/`` (``result.json``,
 ``spec.json``, ``telemetry.csv`` and, for voc runs, ``map.json``: the artifacts each track job
-logged), and ``DIR/summary.csv`` and ``DIR/figures/*.png`` are made from them by the same code
-as the workflow's ``aggregate`` and ``plots`` rules. So a report can take in devices that were
-driven from other workstations, and equals the report of the same run directories.
+logged), and ``DIR/summary.csv``, ``DIR/modes.csv`` and ``DIR/figures/*.png`` are made from them
+by the same code as the workflow's ``aggregate``, ``modes_table`` and ``plots`` rules. So a
+report can take in devices that were driven from other workstations, and equals the report of
+the same run directories.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from detbench import contract, track
 from detbench.report import aggregate, figures
+from detbench.report.modes import write_modes
 
 FILES = (contract.RESULT, contract.SPEC, contract.TELEMETRY, contract.MAP)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@-]*")
@@ -91,10 +93,12 @@ def download_runs(experiment: str, out_dir: Path | str, uri: str | None = None) 
 
 
 def report_from_mlflow(experiment: str, out_dir: Path | str, uri: str | None = None) -> list[Path]:
-    """``out_dir/summary.csv`` and ``out_dir/figures/<key>.png`` of ``experiment``'s current
-    runs in MLflow (``uri``, default :func:`detbench.track.tracking_uri`); the files written."""
+    """``out_dir/summary.csv``, ``out_dir/modes.csv`` and ``out_dir/figures/<key>.png`` of
+    ``experiment``'s current runs in MLflow (``uri``, default
+    :func:`detbench.track.tracking_uri`); the files written."""
     out_dir = Path(out_dir)
     run_dirs = download_runs(experiment, out_dir, uri)
     summary = out_dir / "summary.csv"
     aggregate.write_summary(run_dirs, summary)
-    return [summary, *figures.draw_all(summary, out_dir / "figures")]
+    write_modes(summary, out_dir / "modes.csv")
+    return [summary, out_dir / "modes.csv", *figures.draw_all(summary, out_dir / "figures")]
