@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -45,7 +44,13 @@ THREADS = environment.configure_threads(None)  # before mxnet loads, as the runn
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
-from _speedrun import SpeedRun, photo_devkit, sha256, weights_entry  # noqa: E402
+from _speedrun import (  # noqa: E402
+    SpeedRun,
+    fresh_process_seconds,
+    photo_devkit,
+    sha256,
+    weights_entry,
+)
 
 from detbench.data.sample import sample_speed_images  # noqa: E402
 from detbench.data.voc import read_split  # noqa: E402
@@ -92,22 +97,6 @@ def child(name: str, entry_path: str, images: int) -> int:
     return 0
 
 
-def child_seconds(name: str, entry: dict, images: int, tmp: str) -> list[float]:
-    """Per-image model seconds of ``name`` measured in a fresh process. In one process beside a
-    built FP32 net, MXNet ran the INT8 graph about 2.7x slower (80 vs 30 ms, same weights and
-    loop), so nets are never timed side by side in one process."""
-    path = os.path.join(tmp, f"{name}.json")
-    with open(path, "w") as handle:
-        json.dump(entry, handle)
-    command = [sys.executable, os.path.abspath(__file__), "--child", name, "--entry", path,
-               "--images", str(images)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
-        raise SystemExit(f"{name}: child failed (exit {done.returncode})")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=16, help="photos per pass (cycled)")
@@ -129,7 +118,8 @@ def main(argv=None) -> int:
         seconds = {name: [] for name in entries}
         for i in range(args.rounds):  # each net in its own process, as the demo's runs are
             for name in list(entries) if i % 2 == 0 else list(reversed(entries)):
-                seconds[name] += child_seconds(name, entries[name], args.images, tmp)
+                entry = entries[name]
+                seconds[name] += fresh_process_seconds(__file__, name, entry, args.images, tmp)
         transform = nets.ResizeTransform(512, 512)
         read = image_reader(devkit)
         photo = transform(read(calib_ids[0]))[0].expand_dims(0)
