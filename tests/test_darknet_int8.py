@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, copy_workflow, snakemake
+import yaml
+from helpers import REPO, copy_workflow, snakemake, summary_rows
 from snakemake.utils import validate
 
 from detbench import plan, weights, zoo
@@ -291,3 +292,12 @@ def test_onnx_export_fails_as_a_record_and_the_other_backends_record_its_error(w
         run = result(workdir, backend)
         assert run["status"] == "failed" and ONNX_ERROR in run["error"], run["error"]
         assert run["backend"]["name"] == backend
+
+
+def test_changing_quantize_from_reruns_nothing_of_the_int8_nano(workdir):
+    """``weights.quantize.from`` is not the darknet base's source, so it is no param of its job."""
+    (workdir / "from.yaml").write_text(yaml.safe_dump(config(quantize_from="gluoncv")))
+    rows = summary_rows(workdir, "from.yaml")
+    pending = {output for rule, output, plan in rows if plan != "no update"}
+    done = {f"{QUANTIZED}.params", *(f"results/nano8/{run}/result.json" for run in RUNS.values())}
+    assert done <= {output for _, output, _ in rows} and not done & pending
