@@ -41,7 +41,8 @@ def check_config(config: dict) -> None:
     if unused:
         raise ConfigError(
             f"weights.files: {', '.join(unused)}: no listed model takes these weights (its "
-            "source is not `file`); remove the entry, or set weights.source or weights.per_model"
+            "source is neither `file` nor `darknet`); remove the entry, or set weights.source "
+            "or weights.per_model"
         )
     problems = weight_sources.config_errors(config["weights"], config["models"])
     if problems:
@@ -49,13 +50,14 @@ def check_config(config: dict) -> None:
 
 
 def _file_weights(config: dict) -> set[str]:
-    """Models whose weights ``weights.files`` must provide (FP32 bases of quantized ones too)."""
+    """Models whose weights ``weights.files`` may provide: source ``file`` (which needs the
+    entry) or ``darknet`` (which it overrides), FP32 bases of quantized models too."""
     used = set()
     for model in config["models"]:
         source, name = weights_source(config, model), model
         if source == "quantized":
             source, name = weight_sources.quantize_input(config["weights"], model)
-        if source == "file":
+        if source in ("file", "darknet"):
             used.add(name)
     return used
 
@@ -150,12 +152,15 @@ def weights_path(config: dict, model: str) -> str:
 
 
 def weights_files(config: dict, model: str) -> dict:
-    """The weights files a run of ``model`` reads: ``params`` and its ``sidecar``, and ``cfg``
-    for a darknet model."""
+    """The weights files a run of ``model`` reads: ``params`` and its ``sidecar``, ``cfg`` for
+    a darknet model, and ``symbol`` (``-symbol.json``) for the ``quantized`` source's INT8 net
+    (a darknet ``_int8`` model too: it runs as an MXNet symbol, not from darknet files)."""
     params = weights_path(config, model)
     files = {"params": params, "sidecar": params.replace(".params", ".json")}
-    if zoo.is_darknet(model):
+    if zoo.runs_darknet_files(model):
         files["cfg"] = params.replace(".params", ".cfg")
+    if weights_source(config, model) == "quantized":
+        files["symbol"] = params.replace(".params", "-symbol.json")
     return files
 
 
@@ -168,8 +173,11 @@ def onnx_files(config: dict, model: str) -> dict:
 
 def runs_onnx(model: str, backend: str) -> bool:
     """Whether ``backend`` runs ``model`` from its ONNX export: ONNX Runtime always; OpenCV
-    for all but darknet models, which it reads from their .cfg/.weights."""
-    return backend != MXNET and not (backend == OPENCV and zoo.is_darknet(model))
+    for all but darknet models, which it reads from their .cfg/.weights. A darknet ``_int8``
+    model has no such files (it is an MXNet INT8 symbol), so OpenCV, like ONNX Runtime, gets
+    its ONNX export, whose failure (no ONNX translation of MXNet's INT8 operators) its runs
+    record."""
+    return backend != MXNET and not (backend == OPENCV and zoo.runs_darknet_files(model))
 
 
 def run_inputs(config: dict, model: str, backend: str) -> dict:
@@ -191,10 +199,24 @@ def weights_settings(config: dict, model: str) -> dict:
     return entry
 
 
-def quantize_input_path(config: dict, model: str) -> str:
-    """The FP32 weights that the ``quantized`` source quantizes for ``model``."""
+def quantize_inputs(config: dict, model: str) -> dict:
+    """The FP32 weights files that the ``quantized`` source quantizes for ``model``
+    (:func:`detbench.weights.quantize_input`): ``fp32_params``, ``fp32_sidecar``, and
+    ``fp32_cfg`` for a darknet base (its weights and cfg under ``weights/darknet/``)."""
     source, fp32_model = weight_sources.quantize_input(config["weights"], model)
-    return f"weights/{source}/{fp32_model}.params"
+    stem = f"weights/{source}/{fp32_model}"
+    files = {"fp32_params": f"{stem}.params", "fp32_sidecar": f"{stem}.json"}
+    if source == "darknet":
+        files["fp32_cfg"] = f"{stem}.cfg"
+    return files
+
+
+def quantize_settings(config: dict) -> dict:
+    """What quantizing reads of ``weights.quantize``: ``images`` and ``calib_mode``. Its
+    ``from`` picks the input files (:func:`quantize_inputs`), so changing it reruns only the
+    models whose FP32 files it changes, never a darknet base's."""
+    quantize = config["weights"]["quantize"]
+    return {key: quantize[key] for key in ("calib_mode", "images")}
 
 
 def device_names(config: dict) -> list[str]:

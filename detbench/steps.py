@@ -121,14 +121,16 @@ def quantize_weights(
     params: str,
     sidecar: str,
     log: str,
+    fp32_cfg: str | None = None,
 ) -> None:
+    """INT8 weights of ``model`` from the FP32 weights (``fp32_cfg``: a darknet base's .cfg)."""
     from detbench import weights as weight_sources
 
     with logging_to(log):
         devkit = runs.read_json(dataset_json)["devkit"]
         weight_sources.make_quantized(
             model, quantize, fp32_params, fp32_sidecar, devkit, images_txt, size,
-            params, sidecar, python, log,
+            params, sidecar, python, log, fp32_cfg=fp32_cfg,
         )  # fmt: skip
 
 

@@ -17,13 +17,19 @@ Sources (config ``weights``; ``per_model`` gives single models another source):
   sha256-checked; written to
   ``weights/darknet/<model>.params`` (the darknet weights bytes) and ``<model>.cfg``.
 - ``quantized``: an INT8 symbol model made by ``python -m detbench.runner.quantize`` from FP32
-  weights of the ``weights.quantize.from`` source, calibrated on a few dataset images.
+  weights, calibrated on a few dataset images. The FP32 weights are those of the model (the base
+  of an ``_int8`` model) from the ``weights.quantize.from`` source, except for a darknet base:
+  darknet models, and only they, take source ``darknet``, so a darknet ``_int8`` model
+  (``mobilenetv2_yolov3_nano_voc_int8``, whose one source is ``quantized``) quantizes its
+  base's ``darknet`` ``.cfg`` + ``.weights`` whatever ``weights.quantize.from`` says.
 
 Sidecar (``<model>.json`` next to ``<model>.params``): ``model``, ``source``, ``untrained``,
 ``sha256``, ``size_bytes``, ``format`` (``params`` | ``symbol``) and source details: ``sha1``,
 ``url`` and ``store_file`` (gluoncv); ``origin`` (file/url); ``seed`` (untrained); ``symbol``,
-``symbol_sha256``, ``fp32`` and ``calibration`` (quantized); ``cfg``, ``cfg_sha256`` and
-``cfg_origin`` (darknet, ``format: darknet``), or ``error`` when quantizing failed
+``symbol_sha256``, ``fp32`` (``source``, ``sha256``, ``path`` of the FP32 weights; a darknet
+base adds its ``cfg`` and ``cfg_sha256``) and ``calibration`` (``mode``, ``image_ids``, ``size``,
+``input_shape``) (quantized); ``cfg``, ``cfg_sha256`` and ``cfg_origin`` (darknet,
+``format: darknet``), or ``error`` when quantizing failed
 (the runs then record that error as their failure). Only the runner imports mxnet (DESIGN §3):
 this module hashes, downloads and unzips.
 """
@@ -150,8 +156,20 @@ def source_for(weights: dict, model: str) -> str:
 
 def quantize_input(weights: dict, model: str) -> tuple[str, str]:
     """(source, model) of the FP32 weights that the ``quantized`` source quantizes for ``model``:
-    ``weights.quantize.from`` and the FP32 model (the base of an ``_int8`` model)."""
-    return weights.get("quantize", {}).get("from", "gluoncv"), zoo.fp32_name(model)
+    the FP32 model (the base of an ``_int8`` model) and its source, ``darknet`` for a darknet
+    model (its one source), else ``weights.quantize.from``."""
+    fp32 = zoo.fp32_name(model)
+    if zoo.runs_darknet_files(fp32):
+        return "darknet", fp32
+    return weights.get("quantize", {}).get("from", "gluoncv"), fp32
+
+
+def darknet_source(model: str) -> str | None:
+    """The one source a darknet model takes: ``darknet``, or ``quantized`` for its ``_int8``;
+    ``None`` for the other models, which take any source but ``darknet``."""
+    if not zoo.is_darknet(model):
+        return None
+    return "darknet" if zoo.runs_darknet_files(model) else "quantized"
 
 
 def config_errors(weights: dict, models: list[str]) -> list[str]:
@@ -161,21 +179,22 @@ def config_errors(weights: dict, models: list[str]) -> list[str]:
         for name in sorted(set(weights.get("per_model", {})) - set(models))
     ]
     for model in models:
-        source = source_for(weights, model)
-        if zoo.is_darknet(model) != (source == "darknet"):
+        source, required = source_for(weights, model), darknet_source(model)
+        if source != required and (required or source == "darknet"):
+            fix = f"set weights.per_model.{model}: {required}" if required else "another source"
             errors.append(
                 f"{model}: weights source {source!r}; darknet models, and only they, take "
-                f"source darknet (set weights.per_model.{model}: darknet for a darknet model)"
+                f"source darknet, and their _int8 models source quantized ({fix})"
             )
             continue
+        if source == "quantized":
+            source, model = quantize_input(weights, model)
         entry = weights.get("files", {}).get(model)
         if source == "darknet" and entry is not None and "cfg" not in entry:
             errors.append(
                 f"weights.files.{model}: a darknet model needs `cfg` (path or url, and "
                 "sha256) beside its weights"
             )
-        if source == "quantized":
-            source, model = quantize_input(weights, model)
         if source == "gluoncv" and not zoo.model_info(model)["sha1"]:
             errors.append(f"{model}: GluonCV's model store has no weights for it; {_MIRROR_HINT}")
         if source == "file" and model not in weights.get("files", {}):
@@ -418,6 +437,16 @@ def make_untrained(
     )
 
 
+def _check_recorded(path: str | Path, expected: str | None, sidecar: str | Path) -> None:
+    """Refuse ``path`` unless its sha256 is the one ``sidecar`` recorded when it was fetched."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise WeightsError(
+            f"{path}: sha256 {actual}, expected {expected} (recorded in {sidecar}); refusing "
+            "to quantize weights that changed after they were verified"
+        )
+
+
 def make_quantized(
     model: str,
     quantize: dict,
@@ -430,15 +459,20 @@ def make_quantized(
     sidecar_path: str | Path,
     python: str | None = None,
     log_path: str | Path | None = None,
+    fp32_cfg: str | Path | None = None,
 ) -> dict:
-    """INT8 weights of ``model`` made by the device runner's interpreter from ``fp32_params``,
-    calibrated on the first ``quantize['images']`` ids of ``images_txt`` at input ``size``.
+    """INT8 weights of ``model`` made by the device runner's interpreter from ``fp32_params``
+    (a darknet base: its ``.weights``, with ``fp32_cfg``), calibrated on the first
+    ``quantize['images']`` ids of ``images_txt`` at the model's speed-run input for ``size``
+    (``nets.speed_shape``: ``size`` squared, or the shape the registry fixes, 320 x 320 for the
+    darknet Nano).
 
     Writes ``params_path``, its ``-symbol.json`` and the sidecar (``format: symbol``). Where this
     MXNet cannot quantize (no MKL-DNN), the sidecar records the runner's exact ``error`` beside
     empty ``.params`` and ``-symbol.json`` files, and every run of the model is recorded failed
     with it (DESIGN §5)."""
     from detbench.contract import EXIT_QUANTIZE_FAILED
+    from detbench.runner.nets import speed_shape
     from detbench.runner.quantize import symbol_path_for
 
     fp32 = json.loads(Path(fp32_sidecar).read_text())
@@ -450,14 +484,25 @@ def make_quantized(
             "--count", str(quantize["images"]), "--size", str(size),
             "--calib-mode", quantize["calib_mode"], "--out", str(params_path),
             "--error-out", str(error_path)]  # fmt: skip
+    fp32_facts = {"source": fp32["source"], "sha256": fp32["sha256"], "path": str(fp32_params)}
+    _check_recorded(fp32_params, fp32["sha256"], fp32_sidecar)
+    if fp32_cfg is not None:
+        _check_recorded(fp32_cfg, fp32.get("cfg_sha256"), fp32_sidecar)
+        args += ["--cfg", str(fp32_cfg)]
+        fp32_facts.update(cfg=str(fp32_cfg), cfg_sha256=fp32["cfg_sha256"])
     code = launch(args, python, log_path)
     facts = {
         "model": model,
         "source": "quantized",
         "untrained": bool(fp32["untrained"]),
         "format": "symbol",
-        "fp32": {"source": fp32["source"], "sha256": fp32["sha256"], "path": str(fp32_params)},
-        "calibration": {"mode": quantize["calib_mode"], "image_ids": ids, "size": size},
+        "fp32": fp32_facts,
+        "calibration": {
+            "mode": quantize["calib_mode"],
+            "image_ids": ids,
+            "size": size,
+            "input_shape": list(speed_shape(zoo.fp32_name(model), size)),
+        },
     }
     facts["symbol"] = symbol = symbol_path_for(str(params_path))
     if code == 0:

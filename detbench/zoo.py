@@ -16,12 +16,18 @@ validation (no mxnet, no gluoncv). Each entry:
   VOC2007 test). The check compares only a measurement of the same metric on that many images;
 - ``store_name`` / ``sha1``: the file of GluonCV's model store that holds the weights and its
   sha1 (``gluoncv.model_zoo.model_store._model_sha1``), ``None`` where the store has none;
-- ``int8`` / ``base``: an ``_int8`` model is GluonCV's INT8 symbol (shipped inside the gluoncv
-  package) run with the FP32 weights of ``base``; the store has no INT8 weights of its own;
+- ``int8`` / ``base``: an ``_int8`` model is the INT8 version of the FP32 model ``base``. A
+  GluonCV one is GluonCV's INT8 symbol (shipped inside the gluoncv package) run with the FP32
+  weights of ``base`` (the store has no INT8 weights of its own), or the ``quantized`` source's
+  own INT8 net of them; a darknet one (``mobilenetv2_yolov3_nano_voc_int8``) has only the
+  ``quantized`` source, which quantizes its base's darknet ``.cfg`` + ``.weights``. Nobody
+  publishes an INT8 mAP of a darknet model, so its ``published_map`` is ``None``; the rest of
+  the entry (family, transforms, ``published_metric``) is its base's;
 - ``requires``: what the model needs beyond a plain MXNet build, ``None`` if nothing;
-- ``darknet`` (darknet family only): ``cfg`` and ``weights``, each ``{"path", "url", "sha256"}``:
-  the project's own copy (a path relative to the repository) and the upstream URL; the weights
-  source ``darknet`` fetches them (``weights.files`` may name others).
+- ``darknet`` (FP32 darknet models only, ``None`` for their ``_int8``): ``cfg`` and ``weights``,
+  each ``{"path", "url", "sha256"}``: the project's own copy (a path relative to the repository)
+  and the upstream URL; the weights source ``darknet`` fetches them (``weights.files`` may name
+  others).
 """
 
 SSD, YOLO3, FASTER_RCNN, CENTER_NET = "ssd", "yolo3", "faster_rcnn", "center_net"
@@ -173,16 +179,22 @@ _INT8_MAP = {
 }
 
 
+# The trained darknet Nano in INT8: weights source `quantized` (quantize_net of its darknet files,
+# the yolo-head convolutions kept FP32); no published INT8 figure.
+_INT8_DARKNET = {"mobilenetv2_yolov3_nano_voc": None}
+
+
 def _int8(base, published_map):
-    entry = dict(_FP32[base])
-    entry.update(published_map=published_map, int8=True, base=base, requires=_MKLDNN)
+    entry = dict(_FP32.get(base) or _DARKNET[base])
+    entry.update(published_map=published_map, int8=True, base=base, requires=_MKLDNN, darknet=None)
     return entry
 
 
 MODELS = dict(_FP32)
 MODELS.update(_DARKNET)
 MODELS.update(
-    (base + "_int8", _int8(base, published_map)) for base, published_map in _INT8_MAP.items()
+    (base + "_int8", _int8(base, published_map))
+    for base, published_map in [*_INT8_MAP.items(), *_INT8_DARKNET.items()]
 )
 for _name, _entry in MODELS.items():
     _entry["store_name"] = (_entry["base"] or _name) if _entry["sha1"] else None
@@ -200,7 +212,14 @@ def model_info(name):
 
 
 def is_darknet(name):
+    """Whether ``name`` is a darknet network (its ``_int8`` too: same layers and transforms)."""
     return model_info(name)["family"] == DARKNET
+
+
+def runs_darknet_files(name):
+    """Whether ``name`` runs from a darknet ``.cfg`` + ``.weights`` pair (weights source
+    ``darknet``): a darknet model, not its ``_int8``, which runs as an MXNet INT8 symbol."""
+    return is_darknet(name) and not model_info(name)["int8"]
 
 
 def fp32_name(name):

@@ -37,12 +37,10 @@ rule fetch_darknet:
         "../scripts/fetch_darknet.py"
 
 
+# The FP32 weights (a darknet base: its .weights and .cfg under weights/darknet/), quantized.
 rule quantize_weights:
     input:
-        fp32_params=lambda wildcards: plan.quantize_input_path(config, wildcards.model),
-        fp32_sidecar=lambda wildcards: plan.quantize_input_path(
-            config, wildcards.model
-        ).replace(".params", ".json"),
+        unpack(lambda wildcards: plan.quantize_inputs(config, wildcards.model)),
         dataset=rules.check_voc.output.dataset,
         images=rules.sample_speed_images.output.images,
     output:
@@ -54,7 +52,7 @@ rule quantize_weights:
     conda:
         ENV
     params:
-        quantize=config["weights"]["quantize"],
+        quantize=plan.quantize_settings(config),
         size=lambda wildcards: plan.settings(config, wildcards.model, "speed")["size"],
         python=config["runner"]["python"],
     message:

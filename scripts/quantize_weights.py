@@ -12,4 +12,5 @@ quantize_weights(
     snakemake.output.params,
     snakemake.output.sidecar,
     snakemake.log[0],
+    snakemake.input.get("fp32_cfg"),
 )

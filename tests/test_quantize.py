@@ -59,7 +59,8 @@ def test_quantized_model_is_a_hashed_symbol_model_that_the_runner_loads(tmp_path
     assert facts["format"] == "symbol" and facts["source"] == "quantized"
     assert facts["untrained"] is True  # inherited from the FP32 weights it was made from
     assert facts["calibration"] == {
-        "mode": "naive", "image_ids": ["000004", "000002", "000003"], "size": 300
+        "mode": "naive", "image_ids": ["000004", "000002", "000003"], "size": 300,
+        "input_shape": [300, 300],
     }  # fmt: skip
     assert facts["fp32"]["sha256"] == weights.sha256_file(fp32[0])
     assert facts["symbol"] == str(tmp_path / f"{MODEL}-symbol.json")

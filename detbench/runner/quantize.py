@@ -1,10 +1,13 @@
-"""INT8 quantization of a GluonCV detector with MXNet's ``quantize_net`` (``quantized`` weights).
+"""INT8 quantization of a detector with MXNet's ``quantize_net`` (``quantized`` weights).
 
-``python -m detbench.runner.quantize --model M --params FP32.params --devkit VOCdevkit
---images IDS.txt --out OUT.params`` loads the FP32 weights, calibrates on the first ``--count``
-images of IDS.txt (``calib_mode`` naive: min/max of each layer's output) passed through the
-model's speed-run ``ResizeTransform``, and exports the INT8 net as ``OUT.params`` +
+``python -m detbench.runner.quantize --model M --params FP32.params [--cfg M.cfg] --devkit
+VOCdevkit --images IDS.txt --out OUT.params`` loads the FP32 weights (a GluonCV model's
+``.params``, or a darknet model's ``.weights`` with its ``--cfg``), calibrates on the first
+``--count`` images of IDS.txt (``calib_mode`` naive: min/max of each layer's output) passed
+through the model's speed-run transform (GluonCV's ``ResizeTransform`` at ``--size``; darknet's
+plain resize at its registered 320 x 320), and exports the INT8 net as ``OUT.params`` +
 ``OUT-symbol.json`` (``SymbolBlock.export``), which ``nets.build_net(symbol_path=...)`` loads.
+A darknet model's yolo-head convolutions stay FP32 (:func:`darknet_fp32_layers`).
 
 As GluonCV's own ``scripts/detection/ssd/eval_ssd.py --calibration``: the quantization runs on
 the CPU (MXNet's INT8 CPU kernels are MKL-DNN/oneDNN ones), ``flatten`` and ``concat`` layers stay
@@ -98,6 +101,8 @@ def quantize_to_files(
     if zoo.is_darknet(fp32):
         from detbench.runner import darknet
 
+        if not cfg_path:
+            raise ValueError("{}: a darknet model needs its .cfg (--cfg)".format(model))
         net = darknet.load_darknet(cfg_path, params_path, mx.cpu())
         exclude += [] if quantize_heads else darknet_fp32_layers(net)
     else:
