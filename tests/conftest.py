@@ -1,12 +1,20 @@
-"""Fixtures shared by test modules: Debian's Chromium, for the pages the tests open."""
+"""Fixtures shared by test modules: Debian's Chromium, for the pages the tests open; and SIGINT
+given back its default for the Ctrl-C tests."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
+
+# A test run started in the background by a shell without job control (`make test &` in a
+# script, nohup) inherits SIGINT ignored (POSIX), and every runner the Ctrl-C tests start would
+# inherit that too and run to the end. A handled signal is reset to its default across exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
