@@ -161,18 +161,33 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> dict:
     }
 
 
-def fresh_process_seconds(script: str, name: str, entry: dict, images: int, tmp: str) -> list:
-    """Per-image model seconds of the net ``name`` (weights ``entry``), measured by ``script
-    --child name --entry FILE --images N`` in a fresh process, which prints them as its last
-    line of JSON. Nets are never timed side by side in one process: beside a built FP32 net,
-    MXNet ran an INT8 graph about 2.7x slower (80 vs 30 ms, same weights and loop)."""
-    path = os.path.join(tmp, f"{name}.json")
-    with open(path, "w") as handle:
-        json.dump(entry, handle)
-    command = [sys.executable, os.path.abspath(script), "--child", name, "--entry", path,
-               "--images", str(images)]  # fmt: skip
+def fresh_process(script: str, args: list[str], what: str) -> object:
+    """Run ``script`` with ``args`` in a fresh Python process; the JSON on its last line of
+    output. A failure shows the child's output and stops the benchmark, naming ``what``."""
+    command = [sys.executable, os.path.abspath(script), *args]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
-        raise SystemExit(f"{name}: child failed (exit {done.returncode})")
+        raise SystemExit(f"{what}: child failed (exit {done.returncode})")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def fresh_process_seconds(script: str, name: str, entry: dict, images: int, tmp: str) -> list:
+    """Per-image model seconds of the net ``name`` (weights ``entry``), measured by ``script
+    --child name --entry FILE --images N`` in a fresh process (:func:`child_batch_seconds`).
+    Nets are never timed side by side in one process: beside a built FP32 net, MXNet ran an
+    INT8 graph about 2.7x slower (80 vs 30 ms, same weights and loop)."""
+    path = os.path.join(tmp, f"{name}.json")
+    with open(path, "w") as handle:
+        json.dump(entry, handle)
+    return fresh_process(script, ["--child", name, "--entry", path, "--images", str(images)], name)
+
+
+def child_batch_seconds(model: str, images: int, entry_path: str) -> int:
+    """A child of :func:`fresh_process_seconds`: ``model`` with the weights entry at
+    ``entry_path``, alone in this process, warmed up, one timed pass; prints its batch seconds."""
+    run = SpeedRun(model, images, weights=json.loads(Path(entry_path).read_text()))
+    run.warm_up()
+    print(json.dumps(run.batch_seconds()))
+    run.close()
+    return 0

@@ -43,7 +43,7 @@ THREADS = environment.configure_threads(None)  # before mxnet loads, as the runn
 import mxnet as mx  # noqa: E402
 from _speedrun import (  # noqa: E402
     DEFAULT_MODEL,
-    SpeedRun,
+    child_batch_seconds,
     fresh_process_seconds,
     photo_devkit,
     sha256,
@@ -85,15 +85,6 @@ def voc_map(weights: dict, devkit: str, run_dir: Path) -> dict:
             "images_per_s": result["timings"]["images_per_s"]}  # fmt: skip
 
 
-def child(entry_path: str, images: int) -> int:
-    """One net alone in this process: warm up, one timed pass; prints its batch seconds."""
-    run = SpeedRun(DEFAULT_MODEL, images, weights=json.loads(Path(entry_path).read_text()))
-    run.warm_up()
-    print(json.dumps(run.batch_seconds()))
-    run.close()
-    return 0
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calib", type=int, default=8, help="calibration photos")
@@ -106,7 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--entry", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return child(args.entry, args.images)
+        return child_batch_seconds(DEFAULT_MODEL, args.images, args.entry)
     where = machine()
     devkit = photo_devkit()
     calib_ids = sample_speed_images(read_split(devkit), args.calib, 0)

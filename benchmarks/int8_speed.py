@@ -46,6 +46,7 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from _speedrun import (  # noqa: E402
     SpeedRun,
+    child_batch_seconds,
     fresh_process_seconds,
     photo_devkit,
     sha256,
@@ -82,16 +83,14 @@ def nms_rows(fp32: dict, calib, inputs: dict) -> dict:
 
 def child(name: str, entry_path: str, images: int) -> int:
     """One net alone in this process: warm up, one timed pass; prints its batch seconds."""
+    if name != "fp32_fused":
+        return child_batch_seconds(MODEL, images, entry_path)
     entry = json.loads(open(entry_path).read())
     run = SpeedRun(MODEL, images, weights=entry)
-    if name == "fp32_fused":
-        fused = nets.build_from_weights(MODEL, mx.cpu(), entry)
-        fused.hybridize(backend="MKLDNN", static_alloc=True, static_shape=True)
-        loop.timed_pass(fused, run.batches, run.load)
-        seconds = loop.timed_pass(fused, run.batches, run.load)[1]
-    else:
-        run.warm_up()
-        seconds = run.batch_seconds()
+    fused = nets.build_from_weights(MODEL, mx.cpu(), entry)
+    fused.hybridize(backend="MKLDNN", static_alloc=True, static_shape=True)
+    loop.timed_pass(fused, run.batches, run.load)
+    seconds = loop.timed_pass(fused, run.batches, run.load)[1]
     run.close()
     print(json.dumps(seconds))
     return 0

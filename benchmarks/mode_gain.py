@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 
 from run_all import emit, machine
@@ -31,16 +29,16 @@ from detbench.runner import environment
 
 THREADS = environment.configure_threads(None)  # before mxnet loads, as the runner does
 
+from _speedrun import SpeedRun, fresh_process  # noqa: E402  (imports mxnet)
+
+from detbench.runner import loop  # noqa: E402
+
 MODELS = ("mobilenetv2_yolov3_nano_voc", "ssd_512_mobilenet1.0_voc", "yolo3_mobilenet1.0_voc")
 MODES = ("imperative", "hybrid")
 
 
 def child(model: str, mode: str, images: int, passes: int) -> int:
     """One speed run's timing in this process: warm-up, then ``passes`` pass wall times."""
-    from _speedrun import SpeedRun
-
-    from detbench.runner import loop
-
     run = SpeedRun(model, images, mode=mode)
     loop.timed_pass(run.net, run.batches[:1], run.load, prefetch=False)  # the runner's warm-up
     loop.timed_pass(run.net, run.batches[1:2], run.load, prefetch=False)
@@ -51,13 +49,8 @@ def child(model: str, mode: str, images: int, passes: int) -> int:
 
 
 def process_walls(model: str, mode: str, images: int, passes: int) -> list[float]:
-    command = [sys.executable, os.path.abspath(__file__), "--child", model, mode,
-               "--images", str(images), "--passes", str(passes)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
-        raise SystemExit(f"{model} {mode}: child failed (exit {done.returncode})")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = ["--child", model, mode, "--images", str(images), "--passes", str(passes)]
+    return fresh_process(__file__, args, f"{model} {mode}")
 
 
 def cv(values: list[float]) -> float:

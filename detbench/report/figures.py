@@ -294,7 +294,7 @@ def _speed_modes(on_gpu: bool) -> Callable[[pd.DataFrame, Path], Figure]:
         runs = runs[(runs["device"] != "cpu") == on_gpu].copy()
         several = runs["device"].nunique() > 1
         runs["run"] = runs["model"] + (" · " + runs["device"] if several else "")
-        verdicts = _mode_verdicts(runs) if not runs.empty else {}
+        verdicts = _mode_verdicts(runs)
         where = "GPU" if on_gpu else "CPU"
         return _grouped_figure(
             runs,

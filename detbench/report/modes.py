@@ -30,7 +30,6 @@ COLUMNS = [
     "hybrid_s", "hybrid_min_s", "hybrid_max_s",
     "speedup", "speedup_low", "speedup_high", "verdict", "error",
 ]  # fmt: skip
-VERDICTS = ("hybrid_faster", "imperative_faster", "within_noise", "one_pass", "failed")
 
 
 def _spread(run: dict) -> tuple[float, float, float, int]:
